@@ -1,0 +1,17 @@
+# The two commands a newcomer needs are `make demo` and `make test`; see README.md.
+.PHONY: demo test lint format cluster-up cluster-down bench
+
+demo:            ## Local control plane + operator + example Text2ImageService + a generated PNG
+	bash hack/demo.sh
+
+test:            ## Lint, unit, server and end-to-end tests (builds what it needs)
+	bash hack/test.sh
+
+lint:
+	bash hack/lint.sh
+
+cluster-up:      ## Start the local control plane (prints the KUBECONFIG to export)
+	bash hack/cluster.sh up
+
+cluster-down:
+	bash hack/cluster.sh down

@@ -1,0 +1,50 @@
+"""Backends: how a loaded diffusers pipeline is prepared for fast CPU inference.
+
+Interface shared by the server engine and the benchmark CLI (owned by the performance work):
+
+- ``resolve_dtype(requested)`` → torch dtype ("auto" = bf16 where the CPU has bf16 instructions).
+- ``prepare_pipeline(pipe, backend, dtype)`` → the same pipeline, optimised in place for ``backend``.
+- ``BACKENDS`` lists the accepted names; ``"auto"`` resolves to the measured default.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BACKENDS = ("auto", "eager", "compile", "ipex", "int8")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU executes bf16 natively (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(requested: str = "auto") -> torch.dtype:
+    """bf16 on CPUs that run it natively, fp32 elsewhere (emulated bf16 is slower than fp32)."""
+    if requested == "bf16":
+        return torch.bfloat16
+    if requested == "fp32":
+        return torch.float32
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def resolve_backend(requested: str) -> str:
+    """Map "auto" to the default backend chosen by the measurements in BENCHMARKS.md."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    return "eager" if requested == "auto" else requested
+
+
+def prepare_pipeline(pipe, backend: str, dtype: torch.dtype):
+    """Optimise ``pipe`` in place for ``backend`` and return it."""
+    backend = resolve_backend(backend)
+    pipe.unet.to(memory_format=torch.channels_last)
+    pipe.vae.to(memory_format=torch.channels_last)
+    if backend != "eager":
+        raise NotImplementedError(f"backend {backend!r} is not implemented yet")
+    return pipe
