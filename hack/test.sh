@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's one test command (`make test`, also what CI runs): sets up the venv and the local
+# control plane's binaries (both cached under ~/.cache/t2i-operator), lints, then runs every test.
+# Extra arguments go to pytest, e.g. `bash hack/test.sh tests/unit -k render`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+V=$(bash hack/venv.sh)
+export T2I_VENV=$V PATH="$V/bin:$PATH"
+bash hack/lint.sh
+if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
+  bash hack/cluster/build.sh   # cached: a no-op when the binaries for these versions exist
+fi
+set +e
+"$V/bin/python" -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$rc"
