@@ -1,0 +1,71 @@
+"""Thin kopf handlers: each hands one event to a plain function in reconcile.py.
+
+- The CR: resume + create + update → a full pass. A missing input → Warning Event, status
+  Ready=False, and kopf.TemporaryError with a growing delay (retried until it appears).
+- Owned Deployments and Services (by label): any change, including deletion or a hand edit,
+  → a full pass of the owning CR, which reverts drift and refreshes status promptly.
+- Owned pods: status only.
+- Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from t2i_operator import reconcile
+from t2i_operator.render.common import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER
+from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
+
+OWNED = {LABEL_MANAGED_BY: MANAGER}
+MAX_RETRY_DELAY = 60
+
+
+def _retry_delay(retry: int) -> int:
+    return min(5 * 2**retry, MAX_RETRY_DELAY)
+
+
+@kopf.on.resume(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.create(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.update(API_GROUP, API_VERSION, PLURAL)
+def reconcile_service(
+    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, retry: int, logger: Any, **_: Any
+) -> None:
+    outcome = reconcile.reconcile(memo.kube, namespace, name)
+    if outcome is None:
+        return
+    if outcome.written or outcome.deleted:
+        logger.info(f"applied {outcome.written}, deleted {outcome.deleted}")
+    if outcome.problem is not None:
+        kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
+        raise kopf.TemporaryError(outcome.problem.message, delay=_retry_delay(retry))
+
+
+def _owner_name(body: kopf.Body) -> str | None:
+    for ref in body.metadata.get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{API_GROUP}/"):
+            return ref.get("name")
+    return None
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+@kopf.on.event("", "v1", "services", labels=OWNED)
+def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    owner = _owner_name(body)
+    if owner:
+        reconcile.reconcile(memo.kube, namespace, owner)
+
+
+@kopf.on.event("", "v1", "pods", labels=OWNED)
+def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    owner = body.metadata.labels.get(LABEL_INSTANCE)
+    if owner:
+        reconcile.observe(memo.kube, namespace, owner)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+def delete_volumes(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    deleted = reconcile.cleanup(memo.kube, reconcile.owner_of(body))
+    if deleted:
+        logger.info(f"deleted {deleted}")

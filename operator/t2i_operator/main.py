@@ -1,0 +1,73 @@
+"""Entry point `t2i-operator`: kopf settings, one API client, then kopf's event loop.
+
+Run ONE replica with --standalone (the default here): kopf's peering would need KopfPeering
+objects and RBAC for them, and two equal-priority peers freeze each other. For an active/standby
+pair, deploy the peering CRDs and pass --peering NAME with different --priority values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from t2i_operator import handlers  # noqa: F401  (registers the handlers)
+from t2i_operator.kube import Kube
+from t2i_operator.render.common import PV_FINALIZER
+
+
+def make_api_client() -> k8s.ApiClient:
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()
+    return k8s.ApiClient()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf's own bookkeeping lives in annotations, never in .status (which is ours and schema'd).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="t2i.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="t2i.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = PV_FINALIZER
+    # Only warnings become Events: "handler succeeded" events would be writes on every resync.
+    settings.posting.level = logging.WARNING
+    # No runtime watching of CRDs/namespaces (needs cluster-wide list/watch on both): the CRD
+    # must be installed before the operator starts, as deploy/kustomization.yaml does.
+    settings.scanning.disabled = True
+    settings.execution.max_workers = 8
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    memo.kube = Kube(make_api_client())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="t2i-operator", description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", help="watch only these (repeat)")
+    parser.add_argument("--peering", help="kopf peering name (default: standalone)")
+    parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    kopf.run(
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        priority=args.priority,
+        namespaces=args.namespace or [],
+        clusterwide=not args.namespace,
+        liveness_endpoint=args.liveness or None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""One reconcile pass: read inputs → render → apply → prune → status. Plain functions, no kopf.
+
+Inputs are validated BEFORE anything is written, so a missing Secret or PVC never leaves a
+half-applied set of children; the problem is reported in status instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from t2i_operator import apply
+from t2i_operator import spec as spec_mod
+from t2i_operator.kube import Kube, Ref
+from t2i_operator.render import Credentials, Owner, render_all
+from t2i_operator.render.common import selector_string
+from t2i_operator.status import Problem, compute_status
+
+CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
+# One pass at a time per custom resource: the CR handlers and the child watchers share it.
+INPUT_PROBLEMS = frozenset({"SecretNotFound", "SecretKeyMissing", "PVCNotFound"})
+_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+@dataclass
+class Outcome:
+    problem: Problem | None = None
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    status_written: bool = False
+
+
+def owner_of(cr: dict[str, Any]) -> Owner:
+    meta = cr["metadata"]
+    return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
+def _decode(data: dict[str, str], key: str) -> str | None:
+    try:
+        return base64.b64decode(data[key], validate=True).decode() if key in data else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def read_inputs(
+    kube: Kube, spec: spec_mod.Spec, namespace: str
+) -> tuple[Credentials | None, Problem | None]:
+    """The user's objects the children depend on; a Problem names the spec field to fix."""
+    model = spec.model
+    if model.source == "OSS" and model.oss is not None:
+        ref = model.oss.credentialsSecretRef
+        secret = kube.get(Ref("v1", "Secret", ref.name, namespace))
+        if secret is None:
+            return None, Problem(
+                "SecretNotFound",
+                f"Secret {namespace}/{ref.name} (spec.model.oss.credentialsSecretRef.name) "
+                "does not exist",
+            )
+        data = secret.get("data") or {}
+        values = {}
+        for field_name, key in (
+            ("accessKeyIdKey", ref.accessKeyIdKey),
+            ("accessKeySecretKey", ref.accessKeySecretKey),
+        ):
+            values[field_name] = _decode(data, key)
+            if not values[field_name]:
+                return None, Problem(
+                    "SecretKeyMissing",
+                    f"Secret {namespace}/{ref.name} has no non-empty key {key!r} "
+                    f"(spec.model.oss.credentialsSecretRef.{field_name})",
+                )
+        return Credentials(values["accessKeyIdKey"], values["accessKeySecretKey"]), None
+    if model.source == "PVC":
+        claim = model.pvcClaimName or ""
+        if kube.get(Ref("v1", "PersistentVolumeClaim", claim, namespace)) is None:
+            return None, Problem(
+                "PVCNotFound",
+                f"PersistentVolumeClaim {namespace}/{claim} (spec.model.pvc.claimName) "
+                "does not exist",
+            )
+    return None, None
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refresh_status(
+    kube: Kube, cr: dict[str, Any], spec: spec_mod.Spec, problem: Problem | None
+) -> bool:
+    """Observe the children, compute the status, write it only if it changed."""
+    owner = owner_of(cr)
+    deployment = kube.get(Ref("apps/v1", "Deployment", owner.name, owner.namespace))
+    pods = kube.list("v1", "Pod", owner.namespace, selector_string(owner))
+    hpa = (
+        kube.get(Ref("autoscaling/v2", "HorizontalPodAutoscaler", owner.name, owner.namespace))
+        if spec.autoscaling.enabled
+        else None
+    )
+    previous = cr.get("status") or {}
+    status = compute_status(
+        spec=spec,
+        owner=owner,
+        generation=cr["metadata"].get("generation", 0),
+        deployment=deployment,
+        pods=pods,
+        hpa=hpa,
+        problem=problem,
+        previous=previous,
+        now=now(),
+    )
+    if all(previous.get(k) == v for k, v in status.items()):
+        return False
+    kube.patch_status(owner.namespace, owner.name, status)
+    return True
+
+
+def _fresh(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    cr = kube.get(Ref(CR_API_VERSION, spec_mod.KIND, name, namespace))
+    if cr is None or cr["metadata"].get("deletionTimestamp"):
+        return None  # gone or going: garbage collection and the finalizer take it from here
+    return cr
+
+
+def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
+    """Bring the children of one CR to the desired state and report it; None if the CR is gone."""
+    with _locks[(namespace, name)]:
+        cr = _fresh(kube, namespace, name)
+        if cr is None:
+            return None
+        spec = spec_mod.parse(cr.get("spec"))
+        owner = owner_of(cr)
+        outcome = Outcome()
+        credentials, outcome.problem = read_inputs(kube, spec, namespace)
+        if outcome.problem is None:
+            desired = render_all(spec, owner, credentials)
+            outcome.written = apply.apply_children(kube, desired)
+            outcome.deleted = apply.prune(kube, desired, owner)
+        outcome.status_written = refresh_status(kube, cr, spec, outcome.problem)
+        return outcome
+
+
+def observe(kube: Kube, namespace: str, name: str) -> None:
+    """Status only (pods changed): cheaper than a full pass, same lock."""
+    with _locks[(namespace, name)]:
+        cr = _fresh(kube, namespace, name)
+        if cr is None:
+            return
+        ready = {c.get("type"): c for c in (cr.get("status") or {}).get("conditions") or []}
+        if ready.get("Ready", {}).get("reason") in INPUT_PROBLEMS:
+            return  # the input problem stands until the next full pass re-checks the input
+        refresh_status(kube, cr, spec_mod.parse(cr.get("spec")), None)
+
+
+def cleanup(kube: Kube, owner: Owner) -> list[str]:
+    """On CR deletion: the PV is the one child garbage collection cannot remove."""
+    return apply.delete_volumes(kube, owner)

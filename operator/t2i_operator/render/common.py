@@ -1,0 +1,92 @@
+"""Names, labels and owner references shared by every renderer (the design contract's table)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from t2i_operator.spec import API_GROUP, API_VERSION, KIND
+
+APP_NAME = "t2i-server"
+MANAGER = "t2i-operator"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_OWNER = "t2i.dev/owner"  # on the cluster-scoped PV, which cannot carry an ownerReference
+LABEL_PVNAME = "alicloud-pvname"  # the tutorial's PVC selector label
+PV_FINALIZER = "t2i.dev/pv-cleanup"
+CONTAINER_PORT = 5000
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @property
+    def owner_label(self) -> str:
+        """`<ns>.<name>` as a label value; hashed when it would exceed the 63-character limit."""
+        value = f"{self.namespace}.{self.name}"
+        if len(value) <= 63:
+            return value
+        return f"{value[:50]}-{hashlib.sha256(value.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The user's AccessKey pair; repr hides the values so they never reach a log line."""
+
+    access_key_id: str
+    access_key_secret: str
+
+    def __repr__(self) -> str:
+        return "Credentials(<redacted>)"
+
+
+def selector_labels(owner: Owner) -> dict[str, str]:
+    return {LABEL_INSTANCE: owner.name, LABEL_NAME: APP_NAME}
+
+
+def selector_string(owner: Owner) -> str:
+    """The serialized selector for the scale subresource (status.selector)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(owner).items()))
+
+
+def labels(owner: Owner) -> dict[str, str]:
+    return {**selector_labels(owner), LABEL_MANAGED_BY: MANAGER}
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def namespaced_meta(owner: Owner, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner),
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+def credentials_secret_name(owner: Owner) -> str:
+    return f"{owner.name}-oss-credentials"
+
+
+def pvc_name(owner: Owner) -> str:
+    return f"{owner.name}-models"
+
+
+def pv_name(owner: Owner) -> str:
+    return f"{owner.namespace}-{owner.name}-models"

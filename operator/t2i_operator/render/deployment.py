@@ -1,0 +1,178 @@
+"""The server Deployment: container, probes, model volume, placement, security context."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from t2i_operator.render.common import (
+    CONTAINER_PORT,
+    Owner,
+    labels,
+    namespaced_meta,
+    pvc_name,
+    selector_labels,
+)
+from t2i_operator.render.placement import merged_affinity
+from t2i_operator.spec import Spec
+
+CONTAINER_NAME = "t2i-server"
+OUTPUT_VOLUME = "output-volume"  # the tutorial's volume names
+MODEL_VOLUME = "data-volume"
+# The tutorial waits ~10 minutes for the model to load; allow 15 before the kubelet restarts it.
+STARTUP_PERIOD_SECONDS = 5
+STARTUP_FAILURE_THRESHOLD = 180
+# Longer than the startup allowance, so slow model loading is not reported as a failed rollout.
+PROGRESS_DEADLINE_SECONDS = 1200
+
+
+def cpu_cores(quantity: Any) -> Decimal | None:
+    """A CPU quantity ("16", "15500m", 2, "0.5") in cores; None when absent or unparseable."""
+    if quantity is None:
+        return None
+    text = str(quantity).strip()
+    try:
+        return Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
+    except ArithmeticError:
+        return None
+
+
+def effective_threads(spec: Spec) -> int:
+    """server.threads, or the CPU limit rounded down (min 1) when it is 0 = derive."""
+    if spec.server.threads > 0:
+        return spec.server.threads
+    limits = spec.resources.get("limits") or {}
+    requests = spec.resources.get("requests") or {}
+    cores = cpu_cores(limits.get("cpu", requests.get("cpu")))
+    return max(1, int(cores)) if cores is not None else 0
+
+
+def _normalize_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """Quantities as strings, as the API server returns them (keeps the no-op check exact)."""
+    return {
+        section: {k: str(v) for k, v in values.items()}
+        for section, values in resources.items()
+        if isinstance(values, dict) and values
+    }
+
+
+def server_args(spec: Spec) -> list[str]:
+    return [
+        "--model-dir",
+        spec.model.dir,
+        "--model-name",
+        spec.model.name,
+        "--port",
+        str(CONTAINER_PORT),
+        "--output-dir",
+        spec.outputDirPath,
+        "--default-steps",
+        str(spec.server.steps),
+        "--max-batch",
+        str(spec.server.maxBatch),
+        "--backend",
+        spec.server.backend,
+        "--threads",
+        str(effective_threads(spec)),
+    ]
+
+
+def _model_volume(spec: Spec, owner: Owner) -> dict[str, Any] | None:
+    model = spec.model
+    if model.source == "OSS":
+        return {
+            "name": MODEL_VOLUME,
+            "persistentVolumeClaim": {"claimName": pvc_name(owner), "readOnly": True},
+        }
+    if model.source == "PVC":
+        return {
+            "name": MODEL_VOLUME,
+            "persistentVolumeClaim": {"claimName": model.pvcClaimName, "readOnly": True},
+        }
+    if model.source == "HostPath":
+        assert model.hostPath is not None
+        return {
+            "name": MODEL_VOLUME,
+            "hostPath": {"path": model.hostPath.path, "type": model.hostPath.type},
+        }
+    return None  # Bundled: the model is inside the image at <mountPath>/<name>
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 3,
+    }
+
+
+def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [{"name": OUTPUT_VOLUME, "mountPath": spec.outputDirPath}]
+    if _model_volume(spec, owner) is not None:
+        mounts.append({"name": MODEL_VOLUME, "mountPath": spec.model.mountPath, "readOnly": True})
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": spec.image_ref,
+        "imagePullPolicy": spec.image.pullPolicy,
+        "command": ["t2i-server"],
+        "args": server_args(spec),
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe("/readyz", 5, 3),
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "startupProbe": _probe("/healthz", STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD),
+        "securityContext": spec.securityContext,
+        "volumeMounts": mounts,
+    }
+    threads = effective_threads(spec)
+    if threads > 0:
+        # torch reads OMP_NUM_THREADS at import, before the server parses --threads.
+        container["env"] = [{"name": "OMP_NUM_THREADS", "value": str(threads)}]
+    resources = _normalize_resources(spec.resources)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
+    volumes: list[dict[str, Any]] = [{"name": OUTPUT_VOLUME, "emptyDir": {}}]
+    model_volume = _model_volume(spec, owner)
+    if model_volume is not None:
+        volumes.append(model_volume)
+    pod: dict[str, Any] = {
+        # The server never talks to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "containers": [render_container(spec, owner)],
+        "volumes": volumes,
+    }
+    if spec.image.pullSecrets:
+        pod["imagePullSecrets"] = [{"name": n} for n in spec.image.pullSecrets]
+    if spec.nodeSelector:
+        pod["nodeSelector"] = dict(spec.nodeSelector)
+    if spec.tolerations:
+        pod["tolerations"] = [dict(t) for t in spec.tolerations]
+    affinity = merged_affinity(spec.placement, spec.affinity)
+    if affinity:
+        pod["affinity"] = affinity
+    return pod
+
+
+def render_deployment(spec: Spec, owner: Owner) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(owner)},
+        "strategy": spec.strategy,
+        "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+        "template": {
+            "metadata": {"labels": labels(owner)},
+            "spec": render_pod_spec(spec, owner),
+        },
+    }
+    if not spec.autoscaling.enabled:
+        # While an HPA is on, replicas belong to it: we must not send the field at all.
+        body["replicas"] = spec.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": namespaced_meta(owner, owner.name),
+        "spec": body,
+    }

@@ -1,0 +1,229 @@
+"""PURE: observed children → the custom resource's status.
+
+Readiness follows `kubectl rollout status` (as NVIDIA NIM's isDeploymentReady does) plus pod
+states, so a crash-looping or unschedulable service is never reported Ready (kserve#1859):
+Ready needs the Deployment to have observed its generation, every replica updated and available,
+no old replicas left, and no failing pods. Computed once per pass; lastTransitionTime only moves
+when a condition's status changes, so an unchanged world yields an identical status (no write).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from t2i_operator.render.common import Owner, selector_string
+from t2i_operator.spec import Spec
+
+# Container waiting reasons that mean "this will not become ready by itself".
+FAILING_WAIT_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input the operator cannot proceed without (missing Secret/PVC…): nothing is applied."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Cond:
+    status: str
+    reason: str
+    message: str
+
+
+def _conditions_of(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    items = ((obj or {}).get("status") or {}).get("conditions") or []
+    return {c.get("type"): c for c in items}
+
+
+def _is_deleting(pod: dict[str, Any]) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def pod_failure(pods: list[dict[str, Any]]) -> Cond | None:
+    """The first reason a pod cannot become ready on its own (crash loop, image, scheduling)."""
+    for pod in pods:
+        if _is_deleting(pod):
+            continue
+        name = (pod.get("metadata") or {}).get("name", "?")
+        status = pod.get("status") or {}
+        for cs in status.get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in FAILING_WAIT_REASONS:
+                restarts = cs.get("restartCount", 0)
+                return Cond(
+                    "True",
+                    waiting["reason"],
+                    f"pod {name}: container {cs.get('name')} is {waiting['reason']} "
+                    f"(restarts: {restarts})",
+                )
+        for c in status.get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False":
+                return Cond(
+                    "True",
+                    c.get("reason") or "Unschedulable",
+                    f"pod {name}: {c.get('message') or 'cannot be scheduled'}",
+                )
+    return None
+
+
+def rollout_state(
+    deployment: dict[str, Any] | None, pods: list[dict[str, Any]]
+) -> tuple[Cond, Cond, Cond]:
+    """(Ready, Progressing, Degraded) from the Deployment's own conditions and counters."""
+    if deployment is None:
+        return (
+            Cond("False", "DeploymentMissing", "the Deployment does not exist yet"),
+            Cond("True", "Creating", "creating the Deployment"),
+            Cond("False", "AsExpected", "no failure observed"),
+        )
+    meta = deployment.get("metadata") or {}
+    dspec = deployment.get("spec") or {}
+    dstatus = deployment.get("status") or {}
+    conds = _conditions_of(deployment)
+    want = dspec.get("replicas", 1)
+    updated = dstatus.get("updatedReplicas", 0)
+    total = dstatus.get("replicas", 0)
+    available = dstatus.get("availableReplicas", 0)
+
+    failure = pod_failure(pods)
+    progressing = conds.get("Progressing") or {}
+    replica_failure = conds.get("ReplicaFailure") or {}
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        degraded = Cond(
+            "True",
+            "ProgressDeadlineExceeded",
+            progressing.get("message") or "the rollout exceeded its progress deadline",
+        )
+    elif replica_failure.get("status") == "True":
+        degraded = Cond(
+            "True",
+            replica_failure.get("reason") or "ReplicaFailure",
+            replica_failure.get("message") or "pods cannot be created",
+        )
+    elif failure is not None:
+        degraded = failure
+    else:
+        degraded = Cond("False", "AsExpected", "no failure observed")
+
+    if dstatus.get("observedGeneration", 0) < meta.get("generation", 0):
+        ready = Cond("False", "RolloutPending", "the Deployment controller has not seen the spec")
+    elif want == 0:
+        ready = Cond("False", "ScaledToZero", "replicas is 0: nothing serves requests")
+    elif updated < want:
+        ready = Cond("False", "RollingOut", f"{updated} of {want} replicas updated")
+    elif total > updated:
+        ready = Cond("False", "RollingOut", f"{total - updated} old replicas pending termination")
+    elif available < updated:
+        ready = Cond("False", "ReplicasUnavailable", f"{available} of {updated} replicas available")
+    elif failure is not None:
+        ready = Cond("False", failure.reason, failure.message)
+    else:
+        ready = Cond("True", "Available", f"{available} of {want} replicas available")
+
+    if degraded.status == "True":
+        ready = Cond("False", degraded.reason, degraded.message)
+    if ready.status == "True":
+        progressing_cond = Cond("False", "RolloutComplete", "the rollout is complete")
+    elif degraded.status == "True":
+        progressing_cond = Cond("False", degraded.reason, "the rollout is stuck")
+    else:
+        progressing_cond = Cond("True", ready.reason, ready.message)
+    return ready, progressing_cond, degraded
+
+
+def merge_conditions(
+    desired: dict[str, Cond],
+    previous: list[dict[str, Any]] | None,
+    generation: int,
+    now: str,
+) -> list[dict[str, Any]]:
+    """Kubernetes-convention conditions, keeping lastTransitionTime unless status changed."""
+    before = {c.get("type"): c for c in previous or []}
+    out = []
+    for ctype, cond in desired.items():
+        old = before.get(ctype) or {}
+        changed = old.get("status") != cond.status
+        out.append(
+            {
+                "type": ctype,
+                "status": cond.status,
+                "reason": cond.reason,
+                "message": cond.message,
+                "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+                "observedGeneration": generation,
+            }
+        )
+    return out
+
+
+def running_nodes(pods: list[dict[str, Any]]) -> list[str]:
+    return sorted(
+        {
+            (p.get("spec") or {}).get("nodeName")
+            for p in pods
+            if not _is_deleting(p)
+            and (p.get("status") or {}).get("phase") == "Running"
+            and (p.get("spec") or {}).get("nodeName")
+        }
+    )
+
+
+def compute_status(
+    *,
+    spec: Spec,
+    owner: Owner,
+    generation: int,
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    hpa: dict[str, Any] | None,
+    problem: Problem | None,
+    previous: dict[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:
+    """The full status object to store (via the status subresource)."""
+    previous = previous or {}
+    if problem is not None:
+        ready = Cond("False", problem.reason, problem.message)
+        progressing = Cond("False", problem.reason, "waiting for the input to be fixed")
+        degraded = Cond("True", problem.reason, problem.message)
+    else:
+        ready, progressing, degraded = rollout_state(deployment, pods)
+    if hpa is not None and ready.status == "True":
+        hstatus = hpa.get("status") or {}
+        ready = Cond(
+            "True",
+            ready.reason,
+            f"{ready.message}; autoscaled by HPA {hpa['metadata']['name']} "
+            f"(desired {hstatus.get('desiredReplicas', '?')})",
+        )
+    dstatus = (deployment or {}).get("status") or {}
+    return {
+        "observedGeneration": generation,
+        "replicas": dstatus.get("replicas", 0),
+        "readyReplicas": dstatus.get("readyReplicas", 0),
+        "selector": selector_string(owner),
+        "url": f"http://{owner.name}.{owner.namespace}.svc:{spec.service.port}",
+        "pool": spec.placement.pool,
+        "nodes": running_nodes(pods),
+        "modelSource": spec.model.source,
+        "conditions": merge_conditions(
+            {"Ready": ready, "Progressing": progressing, "Degraded": degraded},
+            previous.get("conditions"),
+            generation,
+            now,
+        ),
+    }
