@@ -25,7 +25,9 @@ def make_api_client() -> k8s.ApiClient:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
-    return k8s.ApiClient()
+    api = k8s.ApiClient()
+    api.user_agent = "t2i-operator"  # names our requests in audit logs
+    return api
 
 
 @kopf.on.startup()
