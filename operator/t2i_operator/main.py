@@ -57,10 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    # kopf's formatter prefixes object messages with [namespace/name].
+    kopf.configure(verbose=args.verbose, log_prefix=True)
     kopf.run(
         standalone=args.peering is None,
         peering_name=args.peering,
