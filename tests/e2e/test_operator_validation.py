@@ -1,0 +1,84 @@
+# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
+"""Invalid specs are rejected by the API server (schema and CEL) with the field named, and the
+operator's identity has exactly the shipped, wildcard-free permissions."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
+from operator_harness import ROOT, SA_USER, t2i
+
+pytestmark = pytest.mark.e2e
+
+INVALID = [
+    ({"model": {"source": "OSS"}}, "spec.model.oss"),
+    ({"model": {"source": "OSS", "oss": {"bucket": "b"}}}, "spec.model.oss.endpoint"),
+    (
+        {"model": {"source": "OSS", "oss": {"bucket": "b", "endpoint": "e"}}},
+        "spec.model.oss.credentialsSecretRef.name",
+    ),
+    ({"model": {"source": "PVC"}}, "spec.model.pvc"),
+    ({"model": {"hostPath": {"path": "/data"}}}, "spec.model.hostPath"),
+    ({"model": {"source": "S3"}}, "spec.model.source"),
+    ({"autoscaling": {"minReplicas": 5}}, "spec.autoscaling.minReplicas"),
+    ({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "spec.autoscaling.minReplicas"),
+    ({"placement": {"pool": "GPU"}}, "spec.placement.pool"),
+    ({"nodeSelector": {"nodepool-label": "tdx-vm-pool"}}, "spec.nodeSelector"),
+    ({"replicas": -1}, "spec.replicas"),
+    ({"service": {"port": 70000}}, "spec.service.port"),
+    ({"server": {"backend": "cuda"}}, "spec.server.backend"),
+    ({"server": {"steps": 0}}, "spec.server.steps"),
+    ({"outputDirPath": "relative/dir"}, "spec.outputDirPath"),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), INVALID, ids=[f for _, f in INVALID])
+def test_invalid_spec_is_rejected_naming_the_field(kubectl, ns, spec, field):
+    body = t2i("bad", ns)
+    body["spec"] = spec
+    proc = kubectl.run("create", "-f", "-", stdin=yaml.safe_dump(body), check=False)
+    assert proc.returncode != 0
+    assert field in proc.stderr, proc.stderr
+    assert kubectl.get("t2i", "bad", ns) is None
+
+
+def test_valid_tdx_spec_with_matching_node_selector_is_accepted(kubectl, ns):
+    body = t2i(
+        "good", ns, placement={"pool": "TDX"}, nodeSelector={"nodepool-label": "tdx-vm-pool"}
+    )
+    kubectl("create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(body))
+
+
+def test_explain_reads_well(kubectl, operator):
+    text = kubectl("explain", "t2i.spec.model.oss.credentialsSecretRef")
+    assert "AccessKey" in text
+    assert "accessKeyIdKey" in text
+
+
+def test_operator_identity_has_only_the_shipped_permissions(kubectl, operator):
+    role = kubectl.get("clusterrole", "t2i-operator")
+    shipped = [d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text())]
+    (want,) = [d for d in shipped if d["kind"] == "ClusterRole"]
+    assert role["rules"] == want["rules"]
+    for rule in role["rules"]:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule.get(key, [])
+    binding = kubectl.get("clusterrolebinding", "t2i-operator")
+    assert binding["roleRef"]["name"] == "t2i-operator"
+
+    def can(*args):
+        return kubectl.run("auth", "can-i", *args, "--as", SA_USER, check=False).stdout.strip()
+
+    assert can("patch", "deployments", "-A") == "yes"
+    assert can("delete", "persistentvolumes") == "yes"
+    for denied in (
+        ("create", "clusterroles"),
+        ("get", "nodes"),
+        ("delete", "namespaces"),
+        ("create", "pods", "-A"),
+        ("update", "text2imageservices.t2i.dev", "-A"),
+        ("watch", "secrets", "-A"),
+        ("impersonate", "users"),
+    ):
+        assert can(*denied) == "no", denied
