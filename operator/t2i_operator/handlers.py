@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from t2i_operator import reconcile
 from t2i_operator.render.common import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER
@@ -26,13 +27,18 @@ def _retry_delay(retry: int) -> int:
     return min(5 * 2**retry, MAX_RETRY_DELAY)
 
 
-@kopf.on.resume(API_GROUP, API_VERSION, PLURAL)
-@kopf.on.create(API_GROUP, API_VERSION, PLURAL)
-@kopf.on.update(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.resume(API_GROUP, API_VERSION, PLURAL, backoff=10)
+@kopf.on.create(API_GROUP, API_VERSION, PLURAL, backoff=10)
+@kopf.on.update(API_GROUP, API_VERSION, PLURAL, backoff=10)
 def reconcile_service(
     name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, retry: int, logger: Any, **_: Any
 ) -> None:
-    outcome = reconcile.reconcile(memo.kube, namespace, name)
+    try:
+        outcome = reconcile.reconcile(memo.kube, namespace, name)
+    except ApiException as e:
+        if _going_away(e):
+            return
+        raise
     if outcome is None:
         return
     if outcome.written or outcome.deleted:
@@ -49,19 +55,34 @@ def _owner_name(body: kopf.Body) -> str | None:
     return None
 
 
+def _going_away(error: ApiException) -> bool:
+    """The CR vanished mid-pass, or its namespace is being deleted: nothing left to do."""
+    return error.status == 404 or (
+        error.status == 403 and "NamespaceTerminating" in (error.body or "")
+    )
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
 def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     owner = _owner_name(body)
     if owner:
-        reconcile.reconcile(memo.kube, namespace, owner)
+        try:
+            reconcile.reconcile(memo.kube, namespace, owner)
+        except ApiException as e:
+            if not _going_away(e):
+                raise
 
 
 @kopf.on.event("", "v1", "pods", labels=OWNED)
 def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     owner = body.metadata.labels.get(LABEL_INSTANCE)
     if owner:
-        reconcile.observe(memo.kube, namespace, owner)
+        try:
+            reconcile.observe(memo.kube, namespace, owner)
+        except ApiException as e:
+            if not _going_away(e):
+                raise
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
