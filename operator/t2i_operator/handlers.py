@@ -5,6 +5,7 @@
 - Owned Deployments and Services (by label): any change, including deletion or a hand edit,
   → a full pass of the owning CR, which reverts drift and refreshes status promptly.
 - Owned pods: status only.
+- A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
 - Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest.
 """
 
@@ -21,6 +22,7 @@ from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 OWNED = {LABEL_MANAGED_BY: MANAGER}
 MAX_RETRY_DELAY = 60
+RESYNC_SECONDS = 300
 
 
 def _retry_delay(retry: int) -> int:
@@ -46,6 +48,17 @@ def reconcile_service(
     if outcome.problem is not None:
         kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
         raise kopf.TemporaryError(outcome.problem.message, delay=_retry_delay(retry))
+
+
+@kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """Slow safety net for what is not watched: a rotated Secret, a PVC that appeared.
+    Writes nothing when nothing changed."""
+    try:
+        reconcile.reconcile(memo.kube, namespace, name)
+    except ApiException as e:
+        if not _going_away(e):
+            raise
 
 
 def _owner_name(body: kopf.Body) -> str | None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from t2i_operator import apply
 from t2i_operator import spec as spec_mod
@@ -23,7 +26,8 @@ from t2i_operator.status import Problem, compute_status
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
 # One pass at a time per custom resource: the CR handlers and the child watchers share it.
-INPUT_PROBLEMS = frozenset({"SecretNotFound", "SecretKeyMissing", "PVCNotFound"})
+# Reasons only a full pass can clear (pod events must not overwrite them).
+INPUT_PROBLEMS = frozenset({"SecretNotFound", "SecretKeyMissing", "PVCNotFound", "ApplyRejected"})
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -86,6 +90,14 @@ def read_inputs(
     return None, None
 
 
+def _api_message(error: ApiException) -> str:
+    """The API server's own explanation (names the child and field, never a Secret's data)."""
+    try:
+        return json.loads(error.body or "{}").get("message") or str(error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -139,8 +151,13 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         credentials, outcome.problem = read_inputs(kube, spec, namespace)
         if outcome.problem is None:
             desired = render_all(spec, owner, credentials)
-            outcome.written = apply.apply_children(kube, desired)
-            outcome.deleted = apply.prune(kube, desired, owner)
+            try:
+                outcome.written = apply.apply_children(kube, desired)
+                outcome.deleted = apply.prune(kube, desired, owner)
+            except ApiException as e:
+                if e.status not in (400, 409, 422):
+                    raise
+                outcome.problem = Problem("ApplyRejected", _api_message(e))
         outcome.status_written = refresh_status(kube, cr, spec, outcome.problem)
         return outcome
 

@@ -70,4 +70,6 @@ def ns(kubectl, operator) -> Iterator[str]:
     name = unique("e2e")
     kubectl("create", "namespace", name)
     yield name
+    # CRs first, while the operator runs to release its finalizer; then the namespace.
+    kubectl.run("delete", "t2i", "--all", "-n", name, "--wait=true", "--timeout=60s", check=False)
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)

@@ -167,8 +167,11 @@ def operator_kubeconfig(kubectl: Kubectl, path: Path) -> Path:
     return path
 
 
-def mutating_requests(audit_log: Path, since: float, user: str = SA_USER) -> list[dict]:
-    """Mutating API requests by `user` logged after `since` (epoch seconds)."""
+def mutating_requests(
+    audit_log: Path, since: float, user: str = SA_USER, namespace: str | None = None
+) -> list[dict]:
+    """Mutating API requests by `user` logged after `since` (epoch seconds), optionally only
+    those on objects in `namespace` (other tests' namespaces may still be tearing down)."""
     out = []
     if not audit_log.exists():
         return out
@@ -180,6 +183,8 @@ def mutating_requests(audit_log: Path, since: float, user: str = SA_USER) -> lis
         if event.get("stage") != "ResponseComplete" or event.get("verb") not in MUTATING_VERBS:
             continue
         if (event.get("user") or {}).get("username") != user:
+            continue
+        if namespace and (event.get("objectRef") or {}).get("namespace") != namespace:
             continue
         stamp = event.get("requestReceivedTimestamp", "")
         if _epoch(stamp) >= since:

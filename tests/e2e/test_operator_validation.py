@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
-from operator_harness import ROOT, SA_USER, t2i
+from operator_harness import ROOT, SA_USER, condition, t2i, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,3 +82,32 @@ def test_operator_identity_has_only_the_shipped_permissions(kubectl, operator):
         ("impersonate", "users"),
     ):
         assert can(*denied) == "no", denied
+
+
+def test_child_rejected_by_the_api_is_reported_and_recovers(kubectl, ns):
+    """Passed through to the Deployment but invalid there: status and an Event say why."""
+    bad = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}
+    kubectl.apply(t2i("sd", ns, strategy=bad))
+    cr = wait_for(
+        lambda: (
+            (c := kubectl.get("t2i", "sd", ns))
+            and condition(c, "Ready").get("reason") == "ApplyRejected"
+            and c
+        ),
+        "Ready=False reason ApplyRejected",
+    )
+    assert "spec.strategy.rollingUpdate" in condition(cr, "Ready")["message"]
+    wait_for(
+        lambda: any(
+            e["reason"] == "ApplyRejected" and e["type"] == "Warning"
+            for e in kubectl.items("events", ns)
+        ),
+        "a Warning Event",
+    )
+    kubectl.apply(t2i("sd", ns, strategy={"type": "Recreate"}))
+    wait_for(
+        lambda: condition(kubectl.get("t2i", "sd", ns), "Ready").get("status") == "True",
+        "Ready after the fix",
+        timeout=120,
+    )
+    assert kubectl.get("deployment", "sd", ns)["spec"]["strategy"] == {"type": "Recreate"}

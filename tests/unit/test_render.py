@@ -53,7 +53,10 @@ def test_default_values_render_deployment_and_service_only():
     ref = dep["metadata"]["ownerReferences"][0]
     assert (ref["kind"], ref["uid"], ref["controller"]) == ("Text2ImageService", "0000-uid", True)
     assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["strategy"] == {"type": "RollingUpdate"}
+    assert dep["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+    }
     pod = dep["spec"]["template"]["spec"]
     assert dep["spec"]["template"]["metadata"]["labels"] == LABELS
     assert dep["spec"]["selector"]["matchLabels"].items() <= LABELS.items()
@@ -307,3 +310,10 @@ def test_owner_label_fits_the_label_value_limit():
     long = Owner(name="n" * 60, namespace="ns" * 20, uid="u")
     assert len(long.owner_label) <= 63
     assert long.owner_label != Owner(name="n" * 59, namespace="ns" * 20, uid="u").owner_label
+
+
+def test_recreate_strategy_sends_no_rolling_update():
+    dep = render("", strategy={"type": "Recreate"})["Deployment"]
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    custom = render("", strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0}})
+    assert custom["Deployment"]["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0}

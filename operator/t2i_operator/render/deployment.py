@@ -158,9 +158,14 @@ def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
 
 
 def render_deployment(spec: Spec, owner: Owner) -> dict[str, Any]:
+    strategy = dict(spec.strategy)
+    if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+        # Own the API server's defaults explicitly: a later switch to Recreate then removes
+        # them (an unowned, defaulted rollingUpdate would make that apply invalid).
+        strategy.setdefault("rollingUpdate", {"maxSurge": "25%", "maxUnavailable": "25%"})
     body: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(owner)},
-        "strategy": spec.strategy,
+        "strategy": strategy,
         "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
         "template": {
             "metadata": {"labels": labels(owner)},
