@@ -34,7 +34,9 @@ def cluster_access(request) -> tuple[Kubectl, Path | None]:
         binary = str(getattr(cluster, "kubectl", None) or shutil.which("kubectl"))
         audit = getattr(cluster, "audit_log", None)
         return Kubectl(binary, kubeconfig), Path(audit) if audit else None
-    kubeconfig = os.environ["T2I_E2E_KUBECONFIG"]
+    kubeconfig = os.environ.get("T2I_E2E_KUBECONFIG")
+    if not kubeconfig:
+        pytest.fail("no `cluster` fixture (tests/e2e/conftest.py) and T2I_E2E_KUBECONFIG unset")
     binary = os.environ.get("T2I_KUBECTL") or shutil.which("kubectl")
     audit = os.environ.get("T2I_E2E_AUDIT_LOG")
     return Kubectl(binary, kubeconfig), Path(audit) if audit else None
