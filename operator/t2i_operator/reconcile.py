@@ -176,4 +176,5 @@ def observe(kube: Kube, namespace: str, name: str) -> None:
 
 def cleanup(kube: Kube, owner: Owner) -> list[str]:
     """On CR deletion: the PV is the one child garbage collection cannot remove."""
+    _locks.pop((owner.namespace, owner.name), None)
     return apply.delete_volumes(kube, owner)
