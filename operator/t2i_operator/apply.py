@@ -18,21 +18,14 @@ from typing import Any
 
 from t2i_operator.kube import Kube, Ref
 from t2i_operator.render.common import (
-    LABEL_INSTANCE,
-    LABEL_MANAGED_BY,
     LABEL_OWNER,
     MANAGER,
     Owner,
+    credentials_secret_name,
+    pvc_name,
 )
 
 HANDOVER_MANAGER = "t2i-operator-handover"
-NAMESPACED_KINDS = (
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("v1", "PersistentVolumeClaim"),
-    ("v1", "Secret"),
-)
 log = logging.getLogger(__name__)
 
 
@@ -126,18 +119,31 @@ def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
     return any(r.get("uid") == owner.uid for r in refs)
 
 
+def candidates(owner: Owner) -> list[Ref]:
+    """Every namespaced child this CR can ever have: names are fixed by the design contract,
+    so pruning reads them by name (no cluster-wide list of Secrets needed)."""
+    ns, name = owner.namespace, owner.name
+    return [
+        Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
+        Ref("v1", "Service", name, ns),
+        Ref("apps/v1", "Deployment", name, ns),
+        Ref("v1", "PersistentVolumeClaim", pvc_name(owner), ns),
+        Ref("v1", "Secret", credentials_secret_name(owner), ns),
+    ]
+
+
 def prune(kube: Kube, desired: list[dict[str, Any]], owner: Owner) -> list[str]:
     """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage)."""
     keep = {(o["kind"], o["metadata"]["name"]) for o in desired}
-    selector = f"{LABEL_INSTANCE}={owner.name},{LABEL_MANAGED_BY}={MANAGER}"
     deleted = []
-    for api_version, kind in NAMESPACED_KINDS:
-        for obj in kube.list(api_version, kind, owner.namespace, selector):
-            meta = obj["metadata"]
-            if (kind, meta["name"]) in keep or not _owned_by(obj, owner):
-                continue
-            if kube.delete(Ref.of(obj), uid=meta.get("uid")):
-                deleted.append(f"{kind}/{meta['name']}")
+    for ref in candidates(owner):
+        if (ref.kind, ref.name) in keep:
+            continue
+        live = kube.get(ref)
+        if live is None or not _owned_by(live, owner):
+            continue  # absent, or someone else's object that happens to have the name
+        if kube.delete(ref, uid=live["metadata"].get("uid")):
+            deleted.append(f"{ref.kind}/{ref.name}")
     volumes = {n for k, n in keep if k == "PersistentVolume"}
     deleted.extend(delete_volumes(kube, owner, keep=volumes))
     return deleted

@@ -29,8 +29,15 @@ MUTATING_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], what: str, timeout: float = 90.0, interval: float = 0.25) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` and the last value."""
+def wait_for(
+    check: Callable[[], T],
+    what: str,
+    timeout: float = 90.0,
+    interval: float = 0.25,
+    explain: Callable[[], Any] | None = None,
+) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what`, the last value and
+    what `explain()` reports about the state at that moment."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -38,7 +45,8 @@ def wait_for(check: Callable[[], T], what: str, timeout: float = 90.0, interval:
         if last:
             return last
         time.sleep(interval)  # polling interval, not a synchronisation sleep
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    details = f"; state: {explain()!r}" if explain else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}{details}")
 
 
 @dataclass

@@ -127,14 +127,41 @@ def on_pool(kubectl, ns, name, tdx: bool):
     return nodes if on_tdx == {tdx} else None
 
 
+def pool_state(kubectl, ns, name):
+    """What a failed wait reports: CR status, Deployment status, pods and node readiness."""
+    cr = kubectl.get("t2i", name, ns) or {}
+    dep = kubectl.get("deployment", name, ns) or {}
+    pods = kubectl.items("pods", ns, SELECTOR.format(name))
+    return {
+        "cr": (cr.get("metadata", {}).get("generation"), cr.get("status")),
+        "deployment": (dep.get("metadata", {}).get("generation"), dep.get("status")),
+        "pods": [
+            (p["metadata"]["name"], p["spec"].get("nodeName"), p["status"].get("phase"))
+            for p in pods
+        ],
+        "nodes": {
+            n["metadata"]["name"]: [
+                c["status"] for c in n["status"]["conditions"] if c["type"] == "Ready"
+            ]
+            + [t["key"] for t in n["spec"].get("taints", [])]
+            for n in kubectl.items("nodes")
+        },
+    }
+
+
 def test_switch_to_tdx_pool_and_back(kubectl, ns):
+    def explain():
+        return pool_state(kubectl, ns, "sd")
+
     kubectl.apply(t2i("sd", ns, replicas=2))
-    wait_for(lambda: ready(kubectl, ns, "sd"), "Ready=True")
+    wait_for(lambda: ready(kubectl, ns, "sd"), "Ready=True", explain=explain)
     assert on_pool(kubectl, ns, "sd", tdx=False)
 
     kubectl.apply(t2i("sd", ns, replicas=2, placement={"pool": "TDX"}))
-    cr = wait_for(lambda: ready(kubectl, ns, "sd", 2), "Ready on the TDX pool")
-    nodes = wait_for(lambda: on_pool(kubectl, ns, "sd", tdx=True), "every pod on a TDX node")
+    cr = wait_for(lambda: ready(kubectl, ns, "sd", 2), "Ready on the TDX pool", explain=explain)
+    nodes = wait_for(
+        lambda: on_pool(kubectl, ns, "sd", tdx=True), "every pod on a TDX node", explain=explain
+    )
     affinity = kubectl.get("deployment", "sd", ns)["spec"]["template"]["spec"]["affinity"]
     terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"] == [
@@ -147,9 +174,10 @@ def test_switch_to_tdx_pool_and_back(kubectl, ns):
     cr = wait_for(
         lambda: (c := kubectl.get("t2i", "sd", ns)) and set(c["status"]["nodes"]) == nodes and c,
         "status.nodes naming the TDX nodes",
+        explain=explain,
     )
     assert cr["status"]["pool"] == "TDX"
 
     kubectl.apply(t2i("sd", ns, replicas=2, placement={"pool": "G8i"}))
-    wait_for(lambda: ready(kubectl, ns, "sd", 3), "Ready back on the g8i pool")
-    wait_for(lambda: on_pool(kubectl, ns, "sd", tdx=False), "no pod on a TDX node")
+    wait_for(lambda: ready(kubectl, ns, "sd", 3), "Ready back on the g8i pool", explain=explain)
+    wait_for(lambda: on_pool(kubectl, ns, "sd", tdx=False), "no pod on a TDX node", explain=explain)

@@ -79,6 +79,7 @@ def test_operator_identity_has_only_the_shipped_permissions(kubectl, operator):
         ("create", "pods", "-A"),
         ("update", "text2imageservices.t2i.dev", "-A"),
         ("watch", "secrets", "-A"),
+        ("list", "secrets", "-A"),
         ("impersonate", "users"),
     ):
         assert can(*denied) == "no", denied

@@ -133,8 +133,12 @@ def test_rbac_covers_every_child_kind_the_operator_writes():
         group = api_version.split("/")[0] if "/" in api_version else ""
         if kind in ("Pod", "Event", "Text2ImageService"):
             continue
-        for verb in ("get", "list", "create", "patch", "delete"):
+        for verb in ("get", "create", "patch", "delete"):
             assert (group, plural, verb) in allowed, (kind, verb)
+    # Secrets are read by name only: no list/watch of every Secret in the cluster.
+    assert ("", "secrets", "list") not in allowed
+    assert ("", "secrets", "watch") not in allowed
+    assert ("", "persistentvolumes", "list") in allowed  # PVs are found by owner label
 
 
 def test_operator_deployment_is_non_root_with_probes():
