@@ -2,8 +2,8 @@
 
 - The CR: resume + create + update → a full pass. A missing input → Warning Event, status
   Ready=False, and kopf.TemporaryError with a growing delay (retried until it appears).
-- Owned Deployments and Services (by label): any change, including deletion or a hand edit,
-  → a full pass of the owning CR, which reverts drift and refreshes status promptly.
+- Owned Deployments and Services (by label): deletion or drift from the rendered state → a full
+  pass of the owning CR (reverts it); any other change (rollout progress) → status only.
 - Owned pods: status only.
 - A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
 - Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest.
@@ -77,11 +77,14 @@ def _going_away(error: ApiException) -> bool:
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
-def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+def child_changed(
+    body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **_: Any
+) -> None:
     owner = _owner_name(body)
     if owner:
+        child = None if type == "DELETED" else dict(body)
         try:
-            reconcile.reconcile(memo.kube, namespace, owner)
+            reconcile.child_changed(memo.kube, namespace, owner, child)
         except ApiException as e:
             if not _going_away(e):
                 raise

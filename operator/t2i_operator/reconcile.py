@@ -22,6 +22,8 @@ from t2i_operator import spec as spec_mod
 from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
 from t2i_operator.render.common import selector_string
+from t2i_operator.render.deployment import render_deployment
+from t2i_operator.render.service import render_service
 from t2i_operator.status import Problem, compute_status
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
@@ -160,6 +162,25 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
                 outcome.problem = Problem("ApplyRejected", _api_message(e))
         outcome.status_written = refresh_status(kube, cr, spec, outcome.problem)
         return outcome
+
+
+def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] | None) -> None:
+    """A Deployment/Service of ours changed (`child`) or was deleted (None).
+
+    A full pass only when the child drifted from what we render; otherwise (the common case:
+    the Deployment controller updating its status during a rollout) refresh status only.
+    """
+    cr = _fresh(kube, namespace, name)
+    if cr is None:
+        return
+    spec = spec_mod.parse(cr.get("spec"))
+    owner = owner_of(cr)
+    desired = {"Deployment": render_deployment, "Service": render_service}
+    render = desired.get((child or {}).get("kind", ""))
+    if child is None or render is None or apply.needs_apply(render(spec, owner), child):
+        reconcile(kube, namespace, name)
+    else:
+        observe(kube, namespace, name)
 
 
 def observe(kube: Kube, namespace: str, name: str) -> None:

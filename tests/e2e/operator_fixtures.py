@@ -52,8 +52,17 @@ def audit_log(cluster_access) -> Path | None:
     return cluster_access[1]
 
 
+# Each test module imports these fixtures, and pytest makes one definition per importing
+# module — a session fixture would then start one operator PER MODULE, all running at once.
+# One process for the whole session: later definitions reuse the first one's.
+_SESSION: dict[str, OperatorProcess] = {}
+
+
 @pytest.fixture(scope="session")
 def operator(kubectl, tmp_path_factory) -> Iterator[OperatorProcess]:
+    if "operator" in _SESSION:
+        yield _SESSION["operator"]
+        return
     workdir = tmp_path_factory.mktemp("operator")
     install_crd_and_rbac(kubectl)
     op = OperatorProcess(
@@ -61,9 +70,13 @@ def operator(kubectl, tmp_path_factory) -> Iterator[OperatorProcess]:
         log_path=workdir / "operator.log",
     )
     op.start()
-    yield op
-    op.stop()
-    print(f"operator log: {op.log_path}")
+    _SESSION["operator"] = op
+    try:
+        yield op
+    finally:
+        op.stop()
+        del _SESSION["operator"]
+        print(f"operator log: {op.log_path}")
 
 
 @pytest.fixture
