@@ -22,7 +22,6 @@ from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 OWNED = {LABEL_MANAGED_BY: MANAGER}
 MAX_RETRY_DELAY = 60
-RESYNC_SECONDS = 300
 
 
 def _retry_delay(retry: int) -> int:
@@ -50,10 +49,9 @@ def reconcile_service(
         raise kopf.TemporaryError(outcome.problem.message, delay=_retry_delay(retry))
 
 
-@kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     """Slow safety net for what is not watched: a rotated Secret, a PVC that appeared.
-    Writes nothing when nothing changed."""
+    Writes nothing when nothing changed. Registered as a timer by main.py (--resync-seconds)."""
     try:
         reconcile.reconcile(memo.kube, namespace, name)
     except ApiException as e:

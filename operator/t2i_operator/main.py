@@ -15,9 +15,10 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from t2i_operator import handlers  # noqa: F401  (registers the handlers)
+from t2i_operator import handlers  # registers the handlers on import
 from t2i_operator.kube import Kube
 from t2i_operator.render.common import PV_FINALIZER
+from t2i_operator.spec import API_GROUP, API_VERSION, PLURAL
 
 
 def make_api_client() -> k8s.ApiClient:
@@ -55,8 +56,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peering", help="kopf peering name (default: standalone)")
     parser.add_argument("--priority", type=int, default=0, help="peering priority")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=300,
+        help="re-run every CR's pass this often (0 = never); writes nothing when nothing changed",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.resync_seconds > 0:
+        kopf.timer(
+            API_GROUP,
+            API_VERSION,
+            PLURAL,
+            id="resync",
+            interval=args.resync_seconds,
+            initial_delay=args.resync_seconds,
+        )(handlers.resync)
     # kopf's formatter prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_prefix=True)
     kopf.run(

@@ -110,7 +110,8 @@ class OperatorProcess:
         self._log.flush()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "t2i_operator.main", "--liveness="],
+            # A short resync so the no-op test also covers the periodic pass.
+            [sys.executable, "-m", "t2i_operator.main", "--liveness=", "--resync-seconds=5"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -85,6 +85,7 @@ def test_noop_resync_makes_no_mutating_request(kubectl, ns, operator, audit_log)
         "stable resourceVersions",
     )
 
+    # Three kinds of resync, none of which may write:
     # 1. a restart: kopf resumes every object, the child watchers list every child
     operator.stop()
     since = time.time()
@@ -97,7 +98,13 @@ def test_noop_resync_makes_no_mutating_request(kubectl, ns, operator, audit_log)
         ),
         "the resumed operator to handle the CR and its children",
     )
-    # 2. a child event that changes nothing the operator owns
+    # 2. the periodic resync pass (every 5 s in these tests)
+    wait_for(
+        lambda: f"[{ns}/sd] Timer 'resync' succeeded" in operator.log_since_start(),
+        "a periodic resync of the CR",
+        timeout=30,
+    )
+    # 3. a child event that changes nothing the operator owns
     kubectl("annotate", "service", "sd", "-n", ns, "example.com/touched=yes")
     touched = kubectl.get("service", "sd", ns)["metadata"]["resourceVersion"]
     wait_for(

@@ -136,7 +136,12 @@ def pool_state(kubectl, ns, name):
         "cr": (cr.get("metadata", {}).get("generation"), cr.get("status")),
         "deployment": (dep.get("metadata", {}).get("generation"), dep.get("status")),
         "pods": [
-            (p["metadata"]["name"], p["spec"].get("nodeName"), p["status"].get("phase"))
+            (
+                p["metadata"]["name"],
+                p["spec"].get("nodeName"),
+                p["status"].get("phase"),
+                [(c["type"], c["status"]) for c in p["status"].get("conditions", [])],
+            )
             for p in pods
         ],
         "nodes": {
