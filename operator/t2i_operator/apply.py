@@ -12,7 +12,6 @@ The only module that writes children. Three rules:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +25,6 @@ from t2i_operator.render.common import (
 )
 
 HANDOVER_MANAGER = "t2i-operator-handover"
-log = logging.getLogger(__name__)
 
 
 def is_subset(desired: Any, live: Any) -> bool:
