@@ -28,7 +28,9 @@ def _docs(path) -> list[dict]:
 
 def _dry_run(kubectl, docs: list[dict]):
     text = yaml.safe_dump_all(docs)
-    return kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=text, check=False)
+    return kubectl.run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=text, check=False
+    )
 
 
 def test_every_scenario_has_an_example():
@@ -52,7 +54,7 @@ def test_example_passes_server_side_dry_run(crd, path):
     docs = _docs(path)
     assert any(d["kind"] == "Text2ImageService" for d in docs)
     # Files are applied as written (kubectl parses them itself), not re-serialized by PyYAML.
-    proc = crd.run("apply", "--dry-run=server", "-f", str(path), check=False)
+    proc = crd.run("apply", "--dry-run=server", "--validate=strict", "-f", str(path), check=False)
     assert proc.returncode == 0, proc.stderr
     for d in docs:
         assert f"{d['metadata']['name']}" in proc.stdout and "(server dry run)" in proc.stdout
@@ -69,6 +71,12 @@ def _broken(base: str, edit) -> dict:
 
 
 BROKEN = [
+    (
+        "misspelled field (strict field validation, not silently pruned)",
+        lambda s: s.update({"resource": s.pop("resources")}),
+        "bundled.yaml",
+        "spec.resource",
+    ),
     (
         "two model sources",
         lambda s: s["model"].update({"hostPath": {"path": "/data/models"}}),
@@ -109,6 +117,8 @@ def test_unquoted_yaml_boolean_in_the_secret_is_rejected(crd):
     """The trap the OSS example warns about: `akId: yes` is a boolean, not a string."""
     text = (ROOT / "examples" / "oss-custom-model.yaml").read_text()
     secret = text.split("\n---\n")[0].replace('"<your-access-key-id>"', "yes")
-    proc = crd.run("apply", "--dry-run=server", "-f", "-", stdin=secret, check=False)
+    proc = crd.run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=secret, check=False
+    )
     assert proc.returncode != 0
     assert "akId" in proc.stderr or "stringData" in proc.stderr, proc.stderr
