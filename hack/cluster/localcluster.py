@@ -1,0 +1,372 @@
+"""A real local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler,
+kwok) started as processes on free 127.0.0.1 ports from binaries built by build.sh.
+
+Stdlib only, so both pytest and a person (`python hack/cluster/localcluster.py up|down|status|env`)
+can use it. Every process it starts is recorded in <state>/pids and stopped by pid on `down`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE = Path(os.environ.get("T2I_CACHE", Path.home() / ".cache" / "t2i-operator"))
+HERE = Path(__file__).resolve().parent
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Non-admin identity with no RBAC of its own: tests bind it to what they want to prove.
+TEST_USER = "t2i-test-user"
+G8I = "ecs.g8i.8xlarge"
+NODES: dict[str, dict[str, str]] = {
+    "g8i-node-0": {"node.kubernetes.io/instance-type": G8I},
+    "g8i-node-1": {"node.kubernetes.io/instance-type": G8I},
+    "tdx-node-0": {"node.kubernetes.io/instance-type": G8I, "nodepool-label": "tdx-vm-pool"},
+    "plain-node-0": {"node.kubernetes.io/instance-type": "ecs.c7.2xlarge"},
+}
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+    userGroups: ["system:serviceaccounts", "t2i-test"]
+  - level: None
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] cluster: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    """Poll `pred` until truthy; raise TimeoutError naming `what` (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - the last error is reported on timeout
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def build_binaries() -> Path:
+    """Run build.sh (a no-op when the cache is complete) and return the bin dir."""
+    out = subprocess.run(["bash", str(HERE / "build.sh")], check=True, stdout=subprocess.PIPE)
+    return Path(out.stdout.decode().strip().splitlines()[-1])
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_pki(d: Path) -> None:
+    """CA, apiserver serving cert, admin client cert, service-account key pair."""
+    d.mkdir(parents=True, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+            "/CN=t2i-local-ca", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))
+    exts = {
+        "apiserver": "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
+        "admin": "extendedKeyUsage=clientAuth\n",
+    }
+    subjects = {"apiserver": "/CN=kube-apiserver", "admin": "/CN=admin/O=system:masters"}
+    for name, subj in subjects.items():
+        (d / f"{name}.ext").write_text(exts[name])
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
+                "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"))
+        openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"),
+                "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
+                "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.crt"))
+    openssl("genrsa", "-out", str(d / "sa.key"), "2048")
+    openssl("rsa", "-in", str(d / "sa.key"), "-pubout", "-out", str(d / "sa.pub"))
+    token = os.urandom(16).hex()
+    (d / "tokens.csv").write_text(f'{token},{TEST_USER},{TEST_USER},"t2i-test"\n')
+    (d / "test-user.token").write_text(token)
+
+
+def kubeconfig_text(server: str, ca: Path, user: dict[str, str]) -> str:
+    """A kubeconfig as JSON (valid YAML), for a client cert or a token."""
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t2i-local",
+        "clusters": [{"name": "t2i-local",
+                      "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "t2i-local", "context": {"cluster": "t2i-local", "user": "u"}}],
+    }, indent=1)
+
+
+@dataclass
+class LocalCluster:
+    """One control plane: its state dir holds PKI, kubeconfigs, logs, `pids` and `info.json`."""
+
+    state: Path
+    bin: Path | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "admin.kubeconfig"
+
+    @property
+    def user_kubeconfig(self) -> Path:
+        """Static-token identity `t2i-test-user` (group `t2i-test`), no RBAC bindings."""
+        return self.state / "test-user.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state / "logs" / "audit.log"
+
+    @property
+    def info(self) -> dict:
+        p = self.state / "info.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    @property
+    def kubectl(self) -> Path:
+        return Path(self.info["bin"]) / "kubectl"
+
+    @property
+    def server(self) -> str:
+        return self.info["server"]
+
+    @property
+    def ca_file(self) -> Path:
+        return self.state / "pki" / "ca.crt"
+
+    nodes = NODES
+
+    # ---- processes ------------------------------------------------------------------------
+    def _pids(self) -> list[tuple[int, str]]:
+        p = self.state / "pids"
+        if not p.exists():
+            return []
+        return [(int(a), b) for a, b in (ln.split(" ", 1) for ln in p.read_text().split("\n") if ln)]
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        logf = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
+        proc = subprocess.Popen([str(self.bin / args[0]), *args[1:]], stdout=logf,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        logf.close()
+        with open(self.state / "pids", "a") as f:
+            f.write(f"{proc.pid} {name}\n")
+        self._procs[name] = proc
+        return proc
+
+    def _alive(self, name: str) -> bool:
+        proc = self._procs[name]
+        if proc.poll() is not None:
+            tail = (self.state / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+        return True
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        ctx.load_cert_chain(str(self.state / "pki" / "admin.crt"),
+                            str(self.state / "pki" / "admin.key"))
+        try:
+            with urllib.request.urlopen(self.server + path, context=ctx, timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def kubectl_run(self, *args: str, input: str | None = None) -> str:
+        r = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+                           input=input, text=True, capture_output=True)
+        if r.returncode:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def up(self, timeout: float = 180) -> LocalCluster:
+        """Start everything and wait until nodes are Ready and `default` SA exists."""
+        if self._pids():
+            raise RuntimeError(f"{self.state} already has running processes; run `down` first")
+        t0 = time.monotonic()
+        self.bin = self.bin or build_binaries()
+        self._procs: dict[str, subprocess.Popen] = {}
+        for sub in ("logs", "etcd"):
+            (self.state / sub).mkdir(parents=True, exist_ok=True)
+        pki = self.state / "pki"
+        if not (pki / "tokens.csv").exists():
+            make_pki(pki)
+        (self.state / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        server = f"https://127.0.0.1:{api_port}"
+        (self.state / "info.json").write_text(json.dumps({"bin": str(self.bin), "server": server}))
+        self.kubeconfig.write_text(kubeconfig_text(server, pki / "ca.crt", {
+            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}))
+        self.user_kubeconfig.write_text(kubeconfig_text(
+            server, pki / "ca.crt", {"token": (pki / "test-user.token").read_text()}))
+        try:
+            self._start(etcd_port, peer_port, api_port, timeout)
+        except BaseException:
+            self.down()
+            raise
+        log(f"up in {time.monotonic() - t0:.1f}s: {server}")
+        return self
+
+    def _start(self, etcd_port: int, peer_port: int, api_port: int, timeout: float) -> None:
+        pki, s = self.state / "pki", self.state
+        etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
+        self._spawn("etcd", ["etcd", "--data-dir", str(s / "etcd"),
+                             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                             "--listen-peer-urls", peer_url,
+                             "--initial-advertise-peer-urls", peer_url,
+                             "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
+                             "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}"])
+        self._spawn("kube-apiserver", [
+            "kube-apiserver", f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}", f"--token-auth-file={pki / 'tokens.csv'}",
+            f"--service-account-issuer={SA_ISSUER}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true", f"--audit-policy-file={s / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}", "--audit-log-maxage=1",
+            "--audit-log-format=json"])
+
+        def readyz() -> bool:
+            self._alive("etcd")
+            self._alive("kube-apiserver")
+            return self._get("/readyz")[0] == 200
+
+        wait_for(readyz, timeout, "kube-apiserver /readyz")
+        log("apiserver ready")
+        kc = str(self.kubeconfig)
+        self._spawn("kube-controller-manager", [
+            "kube-controller-manager", f"--kubeconfig={kc}", "--leader-elect=false",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            "--use-service-account-credentials=false",
+            "--bind-address=127.0.0.1", "--secure-port=0", "--controllers=*"])
+        self._spawn("kube-scheduler", ["kube-scheduler", f"--kubeconfig={kc}",
+                                       "--leader-elect=false", "--bind-address=127.0.0.1",
+                                       "--secure-port=0"])
+        self._spawn("kwok", ["kwok", f"--kubeconfig={kc}", "-c", str(self.bin / "kwok.yaml"),
+                             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                             "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"])
+        self.kubectl_run("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [node(n, lb) for n, lb in NODES.items()]}))
+
+        def nodes_ready() -> bool:
+            for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+                self._alive(name)
+            items = json.loads(self.kubectl_run("get", "nodes", "-o", "json"))["items"]
+            ready = [n for n in items for c in n["status"].get("conditions", [])
+                     if c["type"] == "Ready" and c["status"] == "True"]
+            return len(ready) >= len(NODES)
+
+        wait_for(nodes_ready, timeout, f"{len(NODES)} kwok nodes Ready")
+        wait_for(lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+                 timeout, "ServiceAccount default/default")
+
+    def down(self, grace: float = 15) -> None:
+        """SIGTERM every recorded pid (reverse start order), bounded wait, then SIGKILL."""
+        pids = self._pids()
+        for pid, name in reversed(pids):
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for pid, name in reversed(pids):
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _running(pid):
+                log(f"{name} ({pid}) ignored SIGTERM for {grace:.0f}s; SIGKILL")
+                _signal(pid, signal.SIGKILL)
+                wait_for(lambda p=pid: not _running(p), 10, f"{name} ({pid}) to die")
+        (self.state / "pids").unlink(missing_ok=True)
+        for proc in getattr(self, "_procs", {}).values():
+            proc.poll()  # reap our own children
+
+    def status(self) -> dict[str, bool]:
+        return {f"{name} ({pid})": _running(pid) for pid, name in self._pids()}
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _running(pid: int) -> bool:
+    """True while the pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+    return True
+
+
+def node(name: str, labels: dict[str, str]) -> dict:
+    """A kwok-managed fake Node with room for many pods."""
+    cap = {"cpu": "64", "memory": "256Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                "kubernetes.io/hostname": name, "type": "kwok", **labels}},
+        "status": {"capacity": cap, "allocatable": cap},
+    }
+
+
+def default_state(name: str = "default") -> Path:
+    return CACHE / "clusters" / name
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["up", "down", "status", "env"])
+    ap.add_argument("--name", default="default", help="cluster name (state dir under the cache)")
+    ap.add_argument("--state-dir", type=Path, help="explicit state directory")
+    a = ap.parse_args(argv)
+    c = LocalCluster(a.state_dir or default_state(a.name))
+    if a.command == "up":
+        c.up()
+        print(f"export KUBECONFIG={c.kubeconfig}")
+        print(f"alias kubectl={c.kubectl}")
+    elif a.command == "down":
+        c.down()
+        log("stopped")
+    elif a.command == "status":
+        st = c.status()
+        for k, v in st.items():
+            print(f"{k}: {'running' if v else 'STOPPED'}")
+        if not st:
+            print("not running")
+        return 0 if st and all(st.values()) else 1
+    else:
+        print(f"export KUBECONFIG={c.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
