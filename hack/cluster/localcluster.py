@@ -8,6 +8,7 @@ can use it. Every process it starts is recorded in <state>/pids and stopped by p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -64,7 +65,7 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: fl
             last = pred()
             if last:
                 return last
-        except Exception as e:  # noqa: BLE001 - the last error is reported on timeout
+        except Exception as e:
             last = e
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
@@ -83,8 +84,21 @@ def openssl(*args: str) -> None:
 def make_pki(d: Path) -> None:
     """CA, apiserver serving cert, admin client cert, service-account key pair."""
     d.mkdir(parents=True, exist_ok=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
-            "/CN=t2i-local-ca", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=t2i-local-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
     exts = {
         "apiserver": "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
@@ -93,11 +107,35 @@ def make_pki(d: Path) -> None:
     subjects = {"apiserver": "/CN=kube-apiserver", "admin": "/CN=admin/O=system:masters"}
     for name, subj in subjects.items():
         (d / f"{name}.ext").write_text(exts[name])
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
-                "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"))
-        openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"),
-                "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650",
-                "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.crt"))
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subj,
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.crt"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            str(d / f"{name}.ext"),
+            "-out",
+            str(d / f"{name}.crt"),
+        )
     openssl("genrsa", "-out", str(d / "sa.key"), "2048")
     openssl("rsa", "-in", str(d / "sa.key"), "-pubout", "-out", str(d / "sa.pub"))
     token = os.urandom(16).hex()
@@ -107,13 +145,22 @@ def make_pki(d: Path) -> None:
 
 def kubeconfig_text(server: str, ca: Path, user: dict[str, str]) -> str:
     """A kubeconfig as JSON (valid YAML), for a client cert or a token."""
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "t2i-local",
-        "clusters": [{"name": "t2i-local",
-                      "cluster": {"server": server, "certificate-authority": str(ca)}}],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [{"name": "t2i-local", "context": {"cluster": "t2i-local", "user": "u"}}],
-    }, indent=1)
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "t2i-local",
+            "clusters": [
+                {
+                    "name": "t2i-local",
+                    "cluster": {"server": server, "certificate-authority": str(ca)},
+                }
+            ],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "t2i-local", "context": {"cluster": "t2i-local", "user": "u"}}],
+        },
+        indent=1,
+    )
 
 
 @dataclass
@@ -160,13 +207,19 @@ class LocalCluster:
         p = self.state / "pids"
         if not p.exists():
             return []
-        return [(int(a), b) for a, b in (ln.split(" ", 1) for ln in p.read_text().split("\n") if ln)]
+        return [
+            (int(a), b) for a, b in (ln.split(" ", 1) for ln in p.read_text().split("\n") if ln)
+        ]
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         logf = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
-        proc = subprocess.Popen([str(self.bin / args[0]), *args[1:]], stdout=logf,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(self.bin / args[0]), *args[1:]],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         logf.close()
         with open(self.state / "pids", "a") as f:
             f.write(f"{proc.pid} {name}\n")
@@ -182,8 +235,9 @@ class LocalCluster:
 
     def _get(self, path: str) -> tuple[int, bytes]:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        ctx.load_cert_chain(str(self.state / "pki" / "admin.crt"),
-                            str(self.state / "pki" / "admin.key"))
+        ctx.load_cert_chain(
+            str(self.state / "pki" / "admin.crt"), str(self.state / "pki" / "admin.key")
+        )
         try:
             with urllib.request.urlopen(self.server + path, context=ctx, timeout=5) as r:
                 return r.status, r.read()
@@ -191,8 +245,12 @@ class LocalCluster:
             return e.code, e.read()
 
     def kubectl_run(self, *args: str, input: str | None = None) -> str:
-        r = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
-                           input=input, text=True, capture_output=True)
+        r = subprocess.run(
+            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            text=True,
+            capture_output=True,
+        )
         if r.returncode:
             raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout
@@ -213,10 +271,21 @@ class LocalCluster:
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         server = f"https://127.0.0.1:{api_port}"
         (self.state / "info.json").write_text(json.dumps({"bin": str(self.bin), "server": server}))
-        self.kubeconfig.write_text(kubeconfig_text(server, pki / "ca.crt", {
-            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}))
-        self.user_kubeconfig.write_text(kubeconfig_text(
-            server, pki / "ca.crt", {"token": (pki / "test-user.token").read_text()}))
+        self.kubeconfig.write_text(
+            kubeconfig_text(
+                server,
+                pki / "ca.crt",
+                {
+                    "client-certificate": str(pki / "admin.crt"),
+                    "client-key": str(pki / "admin.key"),
+                },
+            )
+        )
+        self.user_kubeconfig.write_text(
+            kubeconfig_text(
+                server, pki / "ca.crt", {"token": (pki / "test-user.token").read_text()}
+            )
+        )
         try:
             self._start(etcd_port, peer_port, api_port, timeout)
         except BaseException:
@@ -228,25 +297,51 @@ class LocalCluster:
     def _start(self, etcd_port: int, peer_port: int, api_port: int, timeout: float) -> None:
         pki, s = self.state / "pki", self.state
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
-        self._spawn("etcd", ["etcd", "--data-dir", str(s / "etcd"),
-                             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                             "--listen-peer-urls", peer_url,
-                             "--initial-advertise-peer-urls", peer_url,
-                             "--initial-cluster", f"default={peer_url}", "--unsafe-no-fsync",
-                             "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}"])
-        self._spawn("kube-apiserver", [
-            "kube-apiserver", f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}", f"--token-auth-file={pki / 'tokens.csv'}",
-            f"--service-account-issuer={SA_ISSUER}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
-            "--allow-privileged=true", f"--audit-policy-file={s / 'audit-policy.yaml'}",
-            f"--audit-log-path={self.audit_log}", "--audit-log-maxage=1",
-            "--audit-log-format=json"])
+        self._spawn(
+            "etcd",
+            [
+                "etcd",
+                "--data-dir",
+                str(s / "etcd"),
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+                "--initial-cluster",
+                f"default={peer_url}",
+                "--unsafe-no-fsync",
+                "--listen-metrics-urls",
+                f"http://127.0.0.1:{free_port()}",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                "kube-apiserver",
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--token-auth-file={pki / 'tokens.csv'}",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                f"--audit-policy-file={s / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-maxage=1",
+                "--audit-log-format=json",
+            ],
+        )
 
         def readyz() -> bool:
             self._alive("etcd")
@@ -256,44 +351,86 @@ class LocalCluster:
         wait_for(readyz, timeout, "kube-apiserver /readyz")
         log("apiserver ready")
         kc = str(self.kubeconfig)
-        self._spawn("kube-controller-manager", [
-            "kube-controller-manager", f"--kubeconfig={kc}", "--leader-elect=false",
-            f"--root-ca-file={pki / 'ca.crt'}",
-            f"--service-account-private-key-file={pki / 'sa.key'}",
-            "--use-service-account-credentials=false",
-            "--bind-address=127.0.0.1", "--secure-port=0", "--controllers=*"])
-        self._spawn("kube-scheduler", ["kube-scheduler", f"--kubeconfig={kc}",
-                                       "--leader-elect=false", "--bind-address=127.0.0.1",
-                                       "--secure-port=0"])
-        self._spawn("kwok", ["kwok", f"--kubeconfig={kc}", "-c", str(self.bin / "kwok.yaml"),
-                             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                             "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"])
-        self.kubectl_run("apply", "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "List", "items": [node(n, lb) for n, lb in NODES.items()]}))
+        self._spawn(
+            "kube-controller-manager",
+            [
+                "kube-controller-manager",
+                f"--kubeconfig={kc}",
+                "--leader-elect=false",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                "--use-service-account-credentials=false",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                "--controllers=*",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                "kube-scheduler",
+                f"--kubeconfig={kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+            ],
+        )
+        self._spawn(
+            "kwok",
+            [
+                "kwok",
+                f"--kubeconfig={kc}",
+                "-c",
+                str(self.bin / "kwok.yaml"),
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--cidr=10.0.0.1/24",
+                "--node-ip=10.0.0.1",
+            ],
+        )
+        self.kubectl_run(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": [node(n, lb) for n, lb in NODES.items()],
+                }
+            ),
+        )
 
         def nodes_ready() -> bool:
             for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
                 self._alive(name)
             items = json.loads(self.kubectl_run("get", "nodes", "-o", "json"))["items"]
-            ready = [n for n in items for c in n["status"].get("conditions", [])
-                     if c["type"] == "Ready" and c["status"] == "True"]
+            ready = [
+                n
+                for n in items
+                for c in n["status"].get("conditions", [])
+                if c["type"] == "Ready" and c["status"] == "True"
+            ]
             return len(ready) >= len(NODES)
 
         wait_for(nodes_ready, timeout, f"{len(NODES)} kwok nodes Ready")
-        wait_for(lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
-                 timeout, "ServiceAccount default/default")
+        wait_for(
+            lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+            timeout,
+            "ServiceAccount default/default",
+        )
 
-    def down(self, grace: float = 15) -> None:
-        """SIGTERM every recorded pid (reverse start order), bounded wait, then SIGKILL."""
-        pids = self._pids()
-        for pid, name in reversed(pids):
+    def down(self, grace: float = 10) -> None:
+        """Stop every recorded pid in reverse start order: SIGTERM, bounded wait, SIGKILL.
+
+        One at a time, so the apiserver still has etcd while it drains.
+        """
+        for pid, name in reversed(self._pids()):
             _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for pid, name in reversed(pids):
+            deadline = time.monotonic() + grace
             while _running(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+                time.sleep(0.05)
             if _running(pid):
-                log(f"{name} ({pid}) ignored SIGTERM for {grace:.0f}s; SIGKILL")
+                log(f"{name} ({pid}) still running {grace:.0f}s after SIGTERM; SIGKILL")
                 _signal(pid, signal.SIGKILL)
                 wait_for(lambda p=pid: not _running(p), 10, f"{name} ({pid}) to die")
         (self.state / "pids").unlink(missing_ok=True)
@@ -305,10 +442,8 @@ class LocalCluster:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _running(pid: int) -> bool:
@@ -318,10 +453,8 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True
 
@@ -330,10 +463,19 @@ def node(name: str, labels: dict[str, str]) -> dict:
     """A kwok-managed fake Node with room for many pods."""
     cap = {"cpu": "64", "memory": "256Gi", "pods": "110"}
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                     "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                                "kubernetes.io/hostname": name, "type": "kwok", **labels}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+                "type": "kwok",
+                **labels,
+            },
+        },
         "status": {"capacity": cap, "allocatable": cap},
     }
 
