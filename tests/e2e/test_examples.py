@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Every example applies cleanly to a real API server (server-side dry-run against the installed
 CRD and its CEL rules), and a broken copy is rejected naming the field — so no example can rot."""
 
@@ -8,8 +7,7 @@ import copy
 
 import pytest
 import yaml
-from operator_fixtures import cluster_access, kubectl  # noqa: F401
-from operator_harness import ROOT, install_crd_and_rbac
+from operator_harness import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -17,9 +15,9 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
-def crd(kubectl):
-    install_crd_and_rbac(kubectl)
-    return kubectl
+def crd(kube, crd_installed):
+    """Admin kubectl on the e2e control plane (conftest.py) with the CRD Established."""
+    return kube
 
 
 def _docs(path) -> list[dict]:
