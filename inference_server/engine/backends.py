@@ -3,7 +3,7 @@
 Interface shared by the server engine and the benchmark CLI (owned by the performance work):
 
 - ``resolve_dtype(requested)`` → torch dtype ("auto" = bf16 where the CPU has bf16 instructions).
-- ``prepare_pipeline(pipe, backend, dtype)`` → the same pipeline, optimised in place for ``backend``.
+- ``prepare_pipeline(pipe, backend, dtype)`` → the pipeline, optimised in place for ``backend``.
 - ``BACKENDS`` lists the accepted names; ``"auto"`` resolves to the measured default.
 """
 

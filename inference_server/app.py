@@ -1,0 +1,115 @@
+"""App factory: one Runtime (config, engine, batcher, store, metrics) per app; thin routes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from inference_server.api import openai, ops, seed
+from inference_server.api.errors import ApiError
+from inference_server.batcher import Batcher
+from inference_server.config import ServerConfig
+from inference_server.engine.loader import ModelLoadError
+from inference_server.metrics import Metrics
+from inference_server.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What the routes need. The engine loads in the background; routes never block on it."""
+
+    config: ServerConfig
+    engine: object
+    batcher: Batcher
+    store: ImageStore
+    metrics: Metrics
+    load_error: str | None = None
+    _started: threading.Event = field(default_factory=threading.Event)
+
+    def is_started(self) -> bool:
+        return self._started.is_set()
+
+    def is_ready(self) -> bool:
+        return self.engine.ready.is_set() and self.batcher.alive and self.load_error is None
+
+    def start(self, load_in_background: bool = True) -> threading.Thread | None:
+        """Start the worker, then load + warm the engine (in a thread so probes answer)."""
+        self.batcher.start()
+        self._started.set()
+        if not load_in_background:
+            self._load()
+            return None
+        thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self) -> None:
+        try:
+            self.engine.load()
+        except ModelLoadError as error:
+            self.load_error = str(error)
+            log.error("model load failed: %s", error)
+
+
+def _route_name() -> str:
+    return request.url_rule.rule if request.url_rule else "unmatched"
+
+
+def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
+    config = config or ServerConfig()
+    if engine is None:
+        raise ValueError("create_app needs an engine (see inference_server.cli)")
+    metrics = Metrics()
+    runtime = Runtime(
+        config=config,
+        engine=engine,
+        batcher=Batcher(engine, config.max_batch, config.max_queue, metrics),
+        store=ImageStore(
+            config.output_dir, config.retention_max_requests, config.retention_max_bytes
+        ),
+        metrics=metrics,
+    )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions["t2i"] = runtime
+    for module in (seed, openai, ops):
+        app.register_blueprint(module.blueprint)
+
+    def error_body(status: int, message: str, field: str | None, code: str):
+        if request.path.startswith("/v1/"):
+            return {"error": {"message": message, "type": code, "param": field, "code": code}}
+        return {"status": "error", "message": message, "field": field}
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        body = error_body(error.status, error.message, error.field, error.code)
+        return jsonify(body), error.status, error.headers
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_error):
+        message = f"request body: larger than {config.max_body_bytes} bytes"
+        return jsonify(error_body(413, message, "body", "invalid_request_error")), 413
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        body = error_body(error.code or 500, error.description or error.name, None, "http_error")
+        return jsonify(body), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error on %s", request.path)
+        body = error_body(500, "internal error", None, "server_error")
+        return jsonify(body), 500
+
+    @app.after_request
+    def count(response):
+        metrics.requests.labels(_route_name(), str(response.status_code)).inc()
+        return response
+
+    return app

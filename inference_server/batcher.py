@@ -1,0 +1,153 @@
+"""One generation worker with a bounded queue that merges compatible calls into one batch.
+
+Why one thread: a diffusers pipeline (its scheduler in particular) is mutable per call and one
+model copy per worker multiplies memory; merging concurrent requests with the same size and steps
+into one forward pass raises throughput on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from inference_server.engine.pipeline import BatchRequest
+
+log = logging.getLogger(__name__)
+
+
+class QueueFullError(RuntimeError):
+    """More work is queued than the server accepts; the client should retry later."""
+
+
+@dataclass
+class Call:
+    """One pipeline call a request asks for: ``len(prompts)`` images of one size and steps."""
+
+    prompts: list[str]
+    negative_prompt: str
+    seeds: list[int]
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    future: Future = field(default_factory=Future)
+
+    @property
+    def key(self) -> tuple:
+        return (self.width, self.height, self.steps, self.guidance_scale)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    images: list
+    seconds: float
+    batch_size: int
+
+
+class Batcher:
+    """Accepts calls (all-or-nothing per request), runs them on one thread, in merged batches."""
+
+    def __init__(self, engine, max_batch: int = 4, max_queue: int = 64, metrics=None) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.metrics = metrics
+        self._pending: deque[Call] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def depth(self) -> int:
+        with self._cond:
+            return sum(len(call.prompts) for call in self._pending)
+
+    def submit(self, calls: list[Call]) -> None:
+        """Queue every call of one request, or none of them (a request is never half-accepted)."""
+        images = sum(len(call.prompts) for call in calls)
+        with self._cond:
+            queued = sum(len(call.prompts) for call in self._pending)
+            if queued + images > self.max_queue:
+                raise QueueFullError(
+                    f"queue full ({queued} images waiting, limit {self.max_queue})"
+                )
+            self._pending.extend(calls)
+            self._cond.notify()
+        self._observe_depth()
+
+    def _take_batch(self) -> list[Call]:
+        """First call in line plus later compatible calls while the batch has room (FIFO order)."""
+        first = self._pending.popleft()
+        batch, size = [first], len(first.prompts)
+        for call in list(self._pending):
+            if call.key == first.key and size + len(call.prompts) <= self.max_batch:
+                self._pending.remove(call)
+                batch.append(call)
+                size += len(call.prompts)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    for call in self._pending:
+                        call.future.set_exception(RuntimeError("server shutting down"))
+                    return
+                batch = self._take_batch()
+            self._observe_depth()
+            self._execute(batch)
+
+    def _execute(self, batch: list[Call]) -> None:
+        first = batch[0]
+        request = BatchRequest(
+            prompts=[p for call in batch for p in call.prompts],
+            negative_prompts=[call.negative_prompt for call in batch for _ in call.prompts],
+            seeds=[s for call in batch for s in call.seeds],
+            width=first.width,
+            height=first.height,
+            steps=first.steps,
+            guidance_scale=first.guidance_scale,
+        )
+        start = time.perf_counter()
+        try:
+            images = self.engine.generate(request)
+        except Exception as error:  # one failed batch must not kill the worker
+            log.exception("generation failed")
+            for call in batch:
+                call.future.set_exception(error)
+            return
+        seconds = time.perf_counter() - start
+        if self.metrics is not None:
+            self.metrics.observe_batch(
+                len(request.prompts), seconds, f"{first.width}x{first.height}"
+            )
+        offset = 0
+        for call in batch:
+            count = len(call.prompts)
+            call.future.set_result(
+                CallResult(images[offset : offset + count], seconds, len(images))
+            )
+            offset += count
+
+    def _observe_depth(self) -> None:
+        if self.metrics is not None:
+            self.metrics.queue_depth.set(self.depth)

@@ -1,0 +1,24 @@
+"""Server settings, parsed once by the CLI and passed to the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SIZES = {"512x512": (512, 512), "1024x1024": (1024, 1024)}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_name: str = "stabilityai/sdxl-turbo"
+    output_dir: Path = Path("/tmp/sd")
+    default_steps: int = 4
+    max_steps: int = 50
+    max_batch: int = 4  # images merged into one pipeline call across requests
+    max_images_per_request: int = 16  # number x batch
+    max_queue: int = 64  # images waiting; beyond this, 429
+    request_timeout_seconds: float = 900.0
+    max_body_bytes: int = 64 * 1024
+    retention_max_requests: int = 1000
+    retention_max_bytes: int = 2 << 30
+    log_prompts: bool = False

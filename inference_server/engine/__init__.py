@@ -1,0 +1,1 @@
+"""The generation engine: a diffusers pipeline on CPU. Never imports Flask."""

@@ -1,0 +1,54 @@
+"""Load an SDXL pipeline from a local diffusers directory, failing with a clear message."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, incomplete or corrupt (a message, not a traceback)."""
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Fail early, naming what is missing, before diffusers raises something obscure."""
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model directory {model_dir} does not exist")
+    index = model_dir / "model_index.json"
+    if not index.is_file():
+        raise ModelLoadError(f"{index} is missing: {model_dir} is not a diffusers pipeline")
+    try:
+        components = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{index} is not valid JSON: {error}") from None
+    missing = [
+        name
+        for name in REQUIRED_COMPONENTS
+        if name not in components or not (model_dir / name).is_dir()
+    ]
+    if missing:
+        raise ModelLoadError(f"{model_dir} lacks pipeline components: {', '.join(missing)}")
+
+
+def load_pipeline(model_dir: Path | str, dtype: torch.dtype):
+    """Load the pipeline exactly as production does: local files only, safetensors, ``dtype``."""
+    from diffusers import StableDiffusionXLPipeline
+
+    model_dir = Path(model_dir)
+    check_model_dir(model_dir)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        pipe = StableDiffusionXLPipeline.from_pretrained(
+            model_dir, torch_dtype=dtype, local_files_only=True, use_safetensors=True
+        )
+    except Exception as error:  # diffusers raises many types for a corrupt checkpoint
+        raise ModelLoadError(
+            f"cannot load the pipeline in {model_dir}: {type(error).__name__}: {error}"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

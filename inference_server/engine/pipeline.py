@@ -1,0 +1,87 @@
+"""The engine: owns one loaded pipeline and turns a batch of prompts into PIL images."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from inference_server.engine.backends import prepare_pipeline, resolve_backend, resolve_dtype
+from inference_server.engine.loader import load_pipeline
+from inference_server.engine.threads import default_thread_count
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model_dir: Path
+    model_name: str = "stabilityai/sdxl-turbo"
+    backend: str = "auto"
+    dtype: str = "auto"
+    threads: int = 0
+    warmup_sizes: tuple[tuple[int, int], ...] = ((512, 512),)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One forward pass: every image shares size, steps and guidance; prompts and seeds vary."""
+
+    prompts: list[str]
+    negative_prompts: list[str]
+    seeds: list[int]
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+
+
+class DiffusersEngine:
+    """Loads, prepares and warms the pipeline; ``generate`` must be called from one thread."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.pipe = None
+        self.ready = threading.Event()
+        self.batches_run = 0
+        self.largest_batch = 0
+
+    def load(self) -> None:
+        """Load + optimise + warm up; only then is the engine ready (readiness depends on it)."""
+        torch.set_num_threads(default_thread_count(self.config.threads))
+        dtype = resolve_dtype(self.config.dtype)
+        pipe = load_pipeline(self.config.model_dir, dtype)
+        self.pipe = prepare_pipeline(pipe, resolve_backend(self.config.backend), dtype)
+        for width, height in self.config.warmup_sizes:
+            self.generate(BatchRequest(["warm-up"], [""], [0], width, height, 1, 0.0))
+        self.batches_run = 0
+        self.largest_batch = 0
+        self.ready.set()
+
+    def generate(self, batch: BatchRequest) -> list:
+        """Run one pipeline call; per-image generators keep seeds independent inside a batch."""
+        if self.pipe is None:
+            raise RuntimeError("engine not loaded")
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in batch.seeds]
+        negative = batch.negative_prompts if any(batch.negative_prompts) else None
+        with torch.inference_mode():
+            images = self.pipe(
+                prompt=batch.prompts,
+                negative_prompt=negative,
+                num_inference_steps=batch.steps,
+                guidance_scale=batch.guidance_scale,
+                width=batch.width,
+                height=batch.height,
+                generator=generators,
+            ).images
+        self.batches_run += 1
+        self.largest_batch = max(self.largest_batch, len(batch.prompts))
+        return images
+
+
+def timed(function, *args):
+    """Call ``function`` and return (result, seconds)."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start

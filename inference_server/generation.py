@@ -1,0 +1,94 @@
+"""Turn one validated request into queued calls, wait for them, and store the PNGs.
+
+Shared by both HTTP APIs. ``number`` pipeline calls of ``batch`` images each: image ``j`` of call
+``i`` is ``<i>_<j>.png`` with seed ``seed + i x batch + j``, so any image can be reproduced.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from inference_server.batcher import Batcher, Call
+from inference_server.store import ImageStore
+
+
+class NotReadyError(RuntimeError):
+    """The model is still loading or warming up."""
+
+
+class GenerationTimeoutError(RuntimeError):
+    """The request waited longer than the configured timeout."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str
+    number: int
+    batch: int
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    negative_prompt: str = ""
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    call_index: int
+    image_index: int
+    name: str
+    latency_seconds: float
+    seed: int
+    image: object
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    request_id: str
+    images: list[GeneratedImage]
+    seconds: float
+    seed: int
+
+
+def generate(
+    params: GenerationParams,
+    batcher: Batcher,
+    store: ImageStore,
+    ready: bool,
+    timeout: float,
+) -> GenerationResult:
+    if not ready:
+        raise NotReadyError("model is loading")
+    base_seed = params.seed if params.seed is not None else random.randrange(2**31)
+    calls = [
+        Call(
+            prompts=[params.prompt] * params.batch,
+            negative_prompt=params.negative_prompt,
+            seeds=[base_seed + i * params.batch + j for j in range(params.batch)],
+            width=params.width,
+            height=params.height,
+            steps=params.steps,
+            guidance_scale=params.guidance_scale,
+        )
+        for i in range(params.number)
+    ]
+    start = time.perf_counter()
+    batcher.submit(calls)
+    deadline = start + timeout
+    request_id = store.new_id()
+    images: list[GeneratedImage] = []
+    for i, call in enumerate(calls):
+        try:
+            result = call.future.result(timeout=max(0.0, deadline - time.perf_counter()))
+        except FutureTimeout:
+            raise GenerationTimeoutError(f"generation took longer than {timeout:.0f}s") from None
+        for j, image in enumerate(result.images):
+            name = f"{i}_{j}.png"
+            store.save(request_id, name, image)
+            images.append(GeneratedImage(i, j, name, result.seconds, call.seeds[j], image))
+    store.enforce_retention()
+    return GenerationResult(request_id, images, time.perf_counter() - start, base_seed)

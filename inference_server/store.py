@@ -1,0 +1,63 @@
+"""Generated images on disk: PNGs under the output directory, bounded, served only from inside."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_NAME = re.compile(r"^[0-9]{1,4}_[0-9]{1,4}\.png$")
+
+
+class ImageStore:
+    """One directory per request id; the oldest requests go first when a bound is passed."""
+
+    def __init__(self, root: Path, max_requests: int = 1000, max_bytes: int = 2 << 30) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
+
+    def save(self, request_id: str, name: str, image) -> Path:
+        if not (_ID.match(request_id) and _NAME.match(name)):
+            raise ValueError("invalid image id or name")
+        directory = self.root / request_id
+        directory.mkdir(exist_ok=True)
+        path = directory / name
+        image.save(path, format="PNG")
+        return path
+
+    def enforce_retention(self) -> list[str]:
+        """Delete whole request directories, oldest first, until both bounds hold."""
+        with self._lock:
+            entries = [d for d in self.root.iterdir() if d.is_dir() and _ID.match(d.name)]
+            entries.sort(key=lambda d: d.stat().st_mtime)
+            sizes = {d: sum(f.stat().st_size for f in d.iterdir() if f.is_file()) for d in entries}
+            total = sum(sizes.values())
+            removed = []
+            while entries and (len(entries) > self.max_requests or total > self.max_bytes):
+                oldest = entries.pop(0)
+                total -= sizes[oldest]
+                shutil.rmtree(oldest, ignore_errors=True)
+                removed.append(oldest.name)
+            return removed
+
+    def resolve(self, request_id: str, name: str) -> Path | None:
+        """The file for (id, name), or None for anything malformed, missing, linked or outside."""
+        if not (_ID.match(request_id) and _NAME.match(name)):
+            return None
+        candidate = self.root / request_id / name
+        if candidate.is_symlink() or candidate.parent.is_symlink() or not candidate.is_file():
+            return None
+        resolved = candidate.resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            return None
+        return resolved
