@@ -1,0 +1,45 @@
+"""Backends: name resolution, dtype choice, and that a prepared tiny pipeline makes an image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inference_server.engine import backends
+from inference_server.engine.backends import (
+    BACKENDS,
+    prepare_pipeline,
+    resolve_backend,
+    resolve_dtype,
+)
+
+
+def test_resolve_backend_rejects_unknown_name_listing_valid_ones():
+    with pytest.raises(ValueError, match="eager"):
+        resolve_backend("turbo")
+
+
+def test_resolve_backend_maps_auto_to_a_concrete_backend():
+    assert resolve_backend("auto") in BACKENDS and resolve_backend("auto") != "auto"
+    assert resolve_backend("compile") == "compile"
+
+
+def test_resolve_dtype_follows_cpu_bf16_support(monkeypatch):
+    assert resolve_dtype("fp32") is torch.float32
+    assert resolve_dtype("bf16") is torch.bfloat16
+    monkeypatch.setattr(backends, "cpu_has_fast_bf16", lambda: False)
+    assert resolve_dtype("auto") is torch.float32
+    monkeypatch.setattr(backends, "cpu_has_fast_bf16", lambda: True)
+    assert resolve_dtype("auto") is torch.bfloat16
+
+
+def test_eager_backend_produces_image_of_requested_size():
+    from inference_server.tiny_model import build_tiny_pipeline
+
+    pipe = prepare_pipeline(build_tiny_pipeline().to(torch.bfloat16), "eager", torch.bfloat16)
+    with torch.no_grad():
+        image = pipe(
+            "a cat", num_inference_steps=1, guidance_scale=0.0, height=128, width=192
+        ).images[0]
+    assert image.size == (192, 128)
+    assert image.mode == "RGB"
