@@ -43,3 +43,13 @@ def test_eager_backend_produces_image_of_requested_size():
         ).images[0]
     assert image.size == (192, 128)
     assert image.mode == "RGB"
+
+
+def test_compile_backend_produces_image_of_requested_size():
+    from inference_server.tiny_model import build_tiny_pipeline
+
+    pipe = prepare_pipeline(build_tiny_pipeline().to(torch.bfloat16), "compile", torch.bfloat16)
+    with torch.no_grad():
+        image = pipe("a cat", num_inference_steps=1, guidance_scale=0.0, height=64, width=64)
+    assert image.images[0].size == (64, 64)
+    assert image.images[0].mode == "RGB"
