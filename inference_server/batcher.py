@@ -23,6 +23,10 @@ class QueueFullError(RuntimeError):
     """More work is queued than the server accepts; the client should retry later."""
 
 
+class WorkerDiedError(RuntimeError):
+    """The generation worker thread ended; the request cannot be served by this process."""
+
+
 @dataclass
 class Call:
     """One pipeline call a request asks for: ``len(prompts)`` images of one size and steps."""
@@ -59,6 +63,7 @@ class Batcher:
         self._pending: deque[Call] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._dead = False
         self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
 
     def start(self) -> None:
@@ -83,6 +88,8 @@ class Batcher:
         """Queue every call of one request, or none of them (a request is never half-accepted)."""
         images = sum(len(call.prompts) for call in calls)
         with self._cond:
+            if self._dead:
+                raise WorkerDiedError("generation worker died")
             queued = sum(len(call.prompts) for call in self._pending)
             if queued + images > self.max_queue:
                 raise QueueFullError(
@@ -104,6 +111,23 @@ class Batcher:
         return batch
 
     def _run(self) -> None:
+        """Serve batches; if the loop ever ends abnormally, fail every waiting call at once
+        (in flight or queued) instead of leaving clients blocked until their timeout."""
+        batch: list[Call] = []
+        try:
+            self._loop(batch)
+        except BaseException:
+            log.critical("generation worker died", exc_info=True)
+            with self._cond:
+                self._dead = True
+                waiting = batch + list(self._pending)
+                self._pending.clear()
+            for call in waiting:
+                if not call.future.done():
+                    call.future.set_exception(WorkerDiedError("generation worker died"))
+            raise
+
+    def _loop(self, batch: list[Call]) -> None:
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:
@@ -112,7 +136,7 @@ class Batcher:
                     for call in self._pending:
                         call.future.set_exception(RuntimeError("server shutting down"))
                     return
-                batch = self._take_batch()
+                batch[:] = self._take_batch()
             self._observe_depth()
             self._execute(batch)
 

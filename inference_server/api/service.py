@@ -6,7 +6,7 @@ import logging
 import time
 
 from inference_server.api.errors import ApiError
-from inference_server.batcher import QueueFullError
+from inference_server.batcher import QueueFullError, WorkerDiedError
 from inference_server.generation import (
     GenerationParams,
     GenerationResult,
@@ -28,7 +28,7 @@ def run_generation(runtime, params: GenerationParams, size: str) -> GenerationRe
             runtime.is_ready(),
             runtime.config.request_timeout_seconds,
         )
-    except NotReadyError:
+    except (NotReadyError, WorkerDiedError):
         raise ApiError(
             503, "model is loading; retry later", headers={"Retry-After": "10"}, code="not_ready"
         ) from None

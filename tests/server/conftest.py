@@ -20,12 +20,23 @@ import pytest
 import requests
 from PIL import Image
 
+# Test the checkout this file lives in, whichever clone the shared venv's editable install
+# currently points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from inference_server.app import create_app
 from inference_server.config import ServerConfig
 from inference_server.engine.pipeline import BatchRequest, DiffusersEngine, EngineConfig
 from inference_server.tiny_model import save_tiny_pipeline
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_env() -> dict[str, str]:
+    """The CLI subprocess imports this checkout too (see the sys.path note above)."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
@@ -171,7 +182,6 @@ def cli_server(tiny_model_dir, tmp_path_factory) -> Iterator[CliServer]:
     work = tmp_path_factory.mktemp("cli")
     output_dir, log = work / "out", work / "stderr.log"
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [
@@ -189,7 +199,7 @@ def cli_server(tiny_model_dir, tmp_path_factory) -> Iterator[CliServer]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env=env,
+            env=cli_env(),
         )
     server = CliServer(process, port, output_dir, log)
 

@@ -1,0 +1,188 @@
+"""Readiness gating, worker death, queue full, retention, model-load errors and the CLI's exit."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import uuid
+from concurrent.futures import Future
+
+import pytest
+from conftest import BIN, FakeEngine, cli_env, free_port, wait_for
+
+from inference_server.batcher import Call, WorkerDiedError
+from inference_server.engine.loader import ModelLoadError, load_pipeline
+from inference_server.engine.pipeline import DiffusersEngine, EngineConfig
+
+BODY = {"prompt": "a panda", "step": 1}
+
+
+def test_generation_is_gated_until_ready(app_factory):
+    fake = FakeEngine(loaded=False)
+    app = app_factory(fake, background=True)
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    for response in (
+        client.get("/readyz"),
+        client.post("/api/text2image", json=BODY),
+        client.post("/v1/images/generations", json=BODY),
+    ):
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) > 0
+        assert "Traceback" not in response.get_data(as_text=True)
+    assert client.post("/v1/images/generations", json=BODY).json["error"]["code"] == "not_ready"
+    assert fake.batches == [] and app.extensions["t2i"].batcher.depth == 0
+    fake.loaded_event.set()
+    wait_for(lambda: client.get("/readyz").status_code == 200, timeout=30, what="ready")
+    assert client.post("/api/text2image", json=BODY).status_code == 200
+
+
+def test_missing_model_dir_keeps_server_unready_with_message(app_factory, tmp_path):
+    engine = DiffusersEngine(EngineConfig(model_dir=tmp_path / "no-model"))
+    app = app_factory(engine, background=True)
+    runtime = app.extensions["t2i"]
+    wait_for(lambda: runtime.load_error, timeout=30, what="load error")
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503 and "does not exist" in response.json["message"]
+    assert client.post("/api/text2image", json=BODY).status_code == 503
+
+
+class WorkerKilled(BaseException):
+    """Escapes the batcher's ``except Exception``, so the worker thread dies."""
+
+
+class DyingEngine(FakeEngine):
+    def generate(self, batch):
+        raise WorkerKilled
+
+
+def test_worker_death_makes_readyz_fail(app_factory):
+    app = app_factory(DyingEngine())
+    runtime = app.extensions["t2i"]
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    in_flight: list = []
+    sender = threading.Thread(
+        target=lambda: in_flight.append(app.test_client().post("/api/text2image", json=BODY))
+    )
+    sender.start()
+    sender.join(30)
+    assert in_flight, "the in-flight request must be answered, not left waiting for the timeout"
+    assert in_flight[0].status_code == 503
+    assert "Traceback" not in in_flight[0].get_data(as_text=True)
+    wait_for(lambda: not runtime.batcher.alive, timeout=30, what="worker exit")
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert client.get("/healthz").status_code == 500
+    assert client.post("/api/text2image", json=BODY).status_code == 503
+    call = Call(["p"], "", [0], 512, 512, 1, 0.0, Future())
+    with pytest.raises(WorkerDiedError):
+        runtime.batcher.submit([call])
+
+
+def test_queue_full_is_429_and_nothing_half_accepted(app_factory):
+    fake = FakeEngine(block=True)
+    app = app_factory(fake, max_batch=1, max_queue=3)
+    runtime = app.extensions["t2i"]
+    results: list = []
+
+    def send(number: int) -> None:
+        body = {**BODY, "number": number}
+        results.append(app.test_client().post("/api/text2image", json=body))
+
+    threads = [threading.Thread(target=send, args=(1,))]
+    threads[0].start()
+    assert fake.entered.wait(30)
+    threads.append(threading.Thread(target=send, args=(2,)))
+    threads[-1].start()
+    wait_for(lambda: runtime.batcher.depth == 2, timeout=30, what="2 queued images")
+    client = app.test_client()
+    for route, body in (
+        ("/api/text2image", {**BODY, "number": 2}),
+        ("/v1/images/generations", {"prompt": "p", "n": 2}),
+    ):
+        response = client.post(route, json=body)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) > 0
+        assert "Traceback" not in response.get_data(as_text=True)
+        assert runtime.batcher.depth == 2, "a rejected request must leave nothing queued"
+    fake.gate.set()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r.status_code for r in results) == [200, 200]
+    assert fake.batches == [1, 1, 1]
+    ids = {r.json["id"] for r in results}
+    assert {p.name for p in runtime.config.output_dir.iterdir()} == ids
+
+
+def test_retention_deletes_oldest_requests(app_factory):
+    app = app_factory(FakeEngine(), retention_max_requests=2)
+    client = app.test_client()
+    bodies = [client.post("/api/text2image", json=BODY).json for _ in range(3)]
+    output_dir = app.extensions["t2i"].config.output_dir
+    assert {p.name for p in output_dir.iterdir()} == {b["id"] for b in bodies[1:]}
+    path = "/" + bodies[0]["output"][0]["url"].split("/", 3)[3]
+    assert client.get(path).status_code == 404
+    for body in bodies[1:]:
+        assert client.get("/" + body["output"][0]["url"].split("/", 3)[3]).status_code == 200
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path):
+    return shutil.copytree(tiny_model_dir, tmp_path / "model")
+
+
+def test_load_missing_dir(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_pipeline(tmp_path / "absent", None)
+
+
+def test_load_missing_model_index(model_copy):
+    (model_copy / "model_index.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"model_index\.json is missing"):
+        load_pipeline(model_copy, None)
+
+
+def test_load_invalid_model_index(model_copy):
+    (model_copy / "model_index.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_pipeline(model_copy, None)
+
+
+def test_load_missing_component(model_copy):
+    shutil.rmtree(model_copy / "unet")
+    with pytest.raises(ModelLoadError, match="lacks pipeline components: unet"):
+        load_pipeline(model_copy, None)
+
+
+def test_load_corrupt_weights(model_copy):
+    (weights,) = (model_copy / "unet").glob("*.safetensors")
+    weights.write_bytes(b"this is not a safetensors file")
+    with pytest.raises(ModelLoadError, match="cannot load the pipeline") as caught:
+        load_pipeline(model_copy, None)
+    assert str(model_copy) in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_cli_exits_2_with_one_line_for_missing_model_dir(tmp_path):
+    missing = tmp_path / f"no-model-{uuid.uuid4().hex}"
+    completed = subprocess.run(
+        [
+            str(BIN / "t2i-server"),
+            "--model-dir",
+            str(missing),
+            "--port",
+            str(free_port()),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert lines == [f"t2i-server: model directory {missing} does not exist"]
