@@ -17,6 +17,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "Python environment"
 V=$(bash hack/venv.sh)
+# This checkout wins over whatever clone the shared venv's editable install points at.
+export PYTHONPATH="$root/operator:$root${PYTHONPATH:+:$PYTHONPATH}"
 step "Kubernetes binaries (cached under ~/.cache/t2i-operator/k8s-bin)"
 bash hack/cluster/build.sh
 

@@ -7,6 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 V=$(bash hack/venv.sh)
 export T2I_VENV=$V PATH="$V/bin:$PATH"
+# This checkout wins over whatever clone the shared venv's editable install points at.
+export PYTHONPATH="$root/operator:$root${PYTHONPATH:+:$PYTHONPATH}"
 bash hack/lint.sh
 if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
   bash hack/cluster/build.sh   # cached: a no-op when the binaries for these versions exist
