@@ -90,5 +90,5 @@ def generate(
             name = f"{i}_{j}.png"
             store.save(request_id, name, image)
             images.append(GeneratedImage(i, j, name, result.seconds, call.seeds[j], image))
-    store.enforce_retention()
+    store.enforce_retention(keep=request_id)
     return GenerationResult(request_id, images, time.perf_counter() - start, base_seed)

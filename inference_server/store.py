@@ -35,17 +35,20 @@ class ImageStore:
         image.save(path, format="PNG")
         return path
 
-    def enforce_retention(self) -> list[str]:
-        """Delete whole request directories, oldest first, until both bounds hold."""
+    def enforce_retention(self, keep: str | None = None) -> list[str]:
+        """Delete whole request directories, oldest first, until both bounds hold. ``keep`` (the
+        request just answered) is never deleted: its URLs are about to be handed out."""
         with self._lock:
             entries = [d for d in self.root.iterdir() if d.is_dir() and _ID.match(d.name)]
             entries.sort(key=lambda d: d.stat().st_mtime)
             sizes = {d: sum(f.stat().st_size for f in d.iterdir() if f.is_file()) for d in entries}
-            total = sum(sizes.values())
+            total, count = sum(sizes.values()), len(entries)
             removed = []
-            while entries and (len(entries) > self.max_requests or total > self.max_bytes):
-                oldest = entries.pop(0)
+            for oldest in (d for d in entries if d.name != keep):
+                if count <= self.max_requests and total <= self.max_bytes:
+                    break
                 total -= sizes[oldest]
+                count -= 1
                 shutil.rmtree(oldest, ignore_errors=True)
                 removed.append(oldest.name)
             return removed

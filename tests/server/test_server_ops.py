@@ -58,6 +58,8 @@ class DyingEngine(FakeEngine):
         raise WorkerKilled
 
 
+# The worker thread is meant to die here; pytest reports that as an unhandled thread exception.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_worker_death_makes_readyz_fail(app_factory):
     app = app_factory(DyingEngine())
     runtime = app.extensions["t2i"]
@@ -186,3 +188,14 @@ def test_cli_exits_2_with_one_line_for_missing_model_dir(tmp_path):
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert lines == [f"t2i-server: model directory {missing} does not exist"]
+
+
+def test_retention_by_bytes_keeps_the_newest_request(app_factory):
+    app = app_factory(FakeEngine(), retention_max_bytes=1)
+    client = app.test_client()
+    first = client.post("/api/text2image", json=BODY).json
+    second = client.post("/api/text2image", json=BODY).json
+    output_dir = app.extensions["t2i"].config.output_dir
+    assert {p.name for p in output_dir.iterdir()} == {second["id"]}
+    assert client.get("/" + second["output"][0]["url"].split("/", 3)[3]).status_code == 200
+    assert client.get("/" + first["output"][0]["url"].split("/", 3)[3]).status_code == 404
