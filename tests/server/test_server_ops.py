@@ -199,3 +199,55 @@ def test_retention_by_bytes_keeps_the_newest_request(app_factory):
     assert {p.name for p in output_dir.iterdir()} == {second["id"]}
     assert client.get("/" + second["output"][0]["url"].split("/", 3)[3]).status_code == 200
     assert client.get("/" + first["output"][0]["url"].split("/", 3)[3]).status_code == 404
+
+
+class FailingEngine(FakeEngine):
+    """Fails the first batch only, like a transient engine error."""
+
+    def generate(self, batch):
+        if not self.batches:
+            self.batches.append(0)
+            raise RuntimeError("boom: /secret/path in engine internals")
+        return super().generate(batch)
+
+
+def test_engine_error_is_a_clean_500_and_the_worker_survives(app_factory):
+    app = app_factory(FailingEngine())
+    client = app.test_client()
+    response = client.post("/api/text2image", json=BODY)
+    assert response.status_code == 500
+    assert response.json == {"status": "error", "message": "internal error", "field": None}
+    assert "boom" not in response.get_data(as_text=True)
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/api/text2image", json=BODY).status_code == 200
+
+
+def test_request_timeout_is_504(app_factory):
+    fake = FakeEngine(block=True)
+    app = app_factory(fake, request_timeout_seconds=0.2)
+    response = app.test_client().post("/v1/images/generations", json={"prompt": "p"})
+    assert response.status_code == 504
+    assert response.json["error"]["code"] == "timeout"
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_cli_rejects_unknown_warmup_size_with_exit_2(tiny_model_dir, tmp_path):
+    completed = subprocess.run(
+        [
+            str(BIN / "t2i-server"),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--warmup-sizes",
+            "512x512,640x480",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "t2i-server: --warmup-sizes: unknown size(s) 640x480"
+    ]
