@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import threading
 
-from conftest import FakeEngine, LoadedEngine, wait_for
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from server_testlib import FakeEngine, LoadedEngine, wait_for
 
 
 def post(client, **body):

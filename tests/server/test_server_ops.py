@@ -9,7 +9,7 @@ import uuid
 from concurrent.futures import Future
 
 import pytest
-from conftest import BIN, FakeEngine, cli_env, free_port, wait_for
+from server_testlib import BIN, FakeEngine, cli_env, free_port, wait_for
 
 from inference_server.batcher import Call, WorkerDiedError
 from inference_server.engine.loader import ModelLoadError, load_pipeline

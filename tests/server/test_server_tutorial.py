@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 import requests
-from conftest import wait_for
 from PIL import Image
+from server_testlib import wait_for
 
 PROMPT = "A panda listening to music with headphones. highly detailed, 8k."
 CURL_512 = (
