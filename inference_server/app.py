@@ -50,11 +50,16 @@ class Runtime:
         return thread
 
     def _load(self) -> None:
+        """Any failure leaves the server unready with a one-line reason on /readyz (a traceback
+        only in the log, and only for unexpected errors), instead of "loading" forever."""
         try:
             self.engine.load()
         except ModelLoadError as error:
             self.load_error = str(error)
             log.error("model load failed: %s", error)
+        except Exception as error:
+            self.load_error = f"model load failed: {type(error).__name__}: {error}"
+            log.exception("model load failed")
 
 
 def _route_name() -> str:
@@ -71,7 +76,10 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
         engine=engine,
         batcher=Batcher(engine, config.max_batch, config.max_queue, metrics),
         store=ImageStore(
-            config.output_dir, config.retention_max_requests, config.retention_max_bytes
+            config.output_dir,
+            config.retention_max_requests,
+            config.retention_max_bytes,
+            config.retention_max_age_seconds,
         ),
         metrics=metrics,
     )

@@ -100,14 +100,22 @@ class Batcher:
         self._observe_depth()
 
     def _take_batch(self) -> list[Call]:
-        """First call in line plus later compatible calls while the batch has room (FIFO order)."""
+        """First call in line plus later compatible calls while the batch has room (FIFO order).
+
+        Calls whose client gave up (future cancelled on timeout) are dropped here; the others
+        are marked running, so they can no longer be cancelled while the pipeline works."""
+        while self._pending and not self._pending[0].future.set_running_or_notify_cancel():
+            self._pending.popleft()
+        if not self._pending:
+            return []
         first = self._pending.popleft()
         batch, size = [first], len(first.prompts)
         for call in list(self._pending):
             if call.key == first.key and size + len(call.prompts) <= self.max_batch:
                 self._pending.remove(call)
-                batch.append(call)
-                size += len(call.prompts)
+                if call.future.set_running_or_notify_cancel():
+                    batch.append(call)
+                    size += len(call.prompts)
         return batch
 
     def _run(self) -> None:
@@ -134,11 +142,13 @@ class Batcher:
                     self._cond.wait()
                 if self._stopping:
                     for call in self._pending:
-                        call.future.set_exception(RuntimeError("server shutting down"))
+                        if call.future.set_running_or_notify_cancel():
+                            call.future.set_exception(RuntimeError("server shutting down"))
                     return
                 batch[:] = self._take_batch()
             self._observe_depth()
-            self._execute(batch)
+            if batch:
+                self._execute(batch)
 
     def _execute(self, batch: list[Call]) -> None:
         first = batch[0]

@@ -26,35 +26,113 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def _env(name: str, default):
-    value = os.environ.get(f"T2I_{name.upper().replace('-', '_')}")
-    if value is None:
-        return default
-    return type(default)(value) if not isinstance(default, bool) else value.lower() == "true"
+def _env_name(flag: str) -> str:
+    return "T2I_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, default, help: str, **kwargs) -> None:
+    """A flag whose default comes from ``T2I_<FLAG>`` when set. A string default is converted
+    by argparse's ``type`` only when the flag is absent, so a bad value in the environment is a
+    usage error naming the flag (exit 2), not a traceback, and an explicit flag always wins."""
+    env = os.environ.get(_env_name(flag))
+    parser.add_argument(
+        flag,
+        default=default if env is None else env,
+        help=f"{help} (env {_env_name(flag)}; default {default})",
+        **kwargs,
+    )
+
+
+def _truthy(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(prog="t2i-server", description=__doc__)
-    add = parser.add_argument
-    add("--model-dir", default=_env("model_dir", "/models/stabilityai/sdxl-turbo"))
-    add("--model-name", default=_env("model_name", defaults.model_name))
-    add("--host", default=_env("host", "0.0.0.0"))
-    add("--port", type=int, default=_env("port", 5000))
-    add("--output-dir", default=_env("output_dir", str(defaults.output_dir)))
-    add("--default-steps", type=int, default=_env("default_steps", defaults.default_steps))
-    add("--max-batch", type=int, default=_env("max_batch", defaults.max_batch))
-    add("--max-queue", type=int, default=_env("max_queue", defaults.max_queue))
-    add("--backend", default=_env("backend", "auto"))
-    add("--dtype", default=_env("dtype", "auto"), choices=["auto", "bf16", "fp32"])
-    add("--threads", type=int, default=_env("threads", 0), help="0 = from the CPU limit")
-    add("--warmup-sizes", default=_env("warmup_sizes", "512x512"), help="comma-separated")
-    add("--retention-max-requests", type=int, default=defaults.retention_max_requests)
-    add("--retention-max-bytes", type=int, default=defaults.retention_max_bytes)
-    add("--request-timeout", type=float, default=defaults.request_timeout_seconds)
-    add("--http-threads", type=int, default=_env("http_threads", 16))
-    add("--log-prompts", action="store_true", default=_env("log_prompts", False))
-    return parser.parse_args(argv)
+    _add(parser, "--model-dir", "/models/stabilityai/sdxl-turbo", "diffusers pipeline directory")
+    _add(parser, "--model-name", defaults.model_name, "name echoed as meta.input.model")
+    _add(parser, "--host", "0.0.0.0", "listen address")
+    _add(parser, "--port", 5000, "listen port", type=int)
+    _add(parser, "--output-dir", str(defaults.output_dir), "where generated PNGs are written")
+    _add(
+        parser,
+        "--default-steps",
+        defaults.default_steps,
+        "steps when a request gives none",
+        type=int,
+    )
+    _add(parser, "--max-batch", defaults.max_batch, "images per merged pipeline call", type=int)
+    _add(parser, "--max-queue", defaults.max_queue, "images waiting before 429", type=int)
+    _add(parser, "--backend", "auto", "auto | eager | compile | ipex | int8")
+    _add(parser, "--dtype", "auto", "auto | bf16 | fp32", choices=["auto", "bf16", "fp32"])
+    _add(parser, "--threads", 0, "torch threads; 0 = from the cgroup CPU limit", type=int)
+    _add(parser, "--warmup-sizes", "512x512", "comma-separated sizes warmed before /readyz")
+    _add(
+        parser,
+        "--retention-max-requests",
+        defaults.retention_max_requests,
+        "keep the images of at most this many requests",
+        type=int,
+    )
+    _add(
+        parser,
+        "--retention-max-bytes",
+        defaults.retention_max_bytes,
+        "keep at most this many bytes of images",
+        type=int,
+    )
+    _add(
+        parser,
+        "--retention-max-age",
+        defaults.retention_max_age_seconds,
+        "delete images older than this many seconds (0 = no age bound)",
+        type=float,
+    )
+    _add(
+        parser,
+        "--request-timeout",
+        defaults.request_timeout_seconds,
+        "seconds a request may wait for its images (then 504)",
+        type=float,
+    )
+    _add(parser, "--max-body-bytes", defaults.max_body_bytes, "larger bodies get 413", type=int)
+    _add(parser, "--http-threads", 16, "waitress request threads", type=int)
+    _add(
+        parser,
+        "--log-prompts",
+        False,
+        "log prompt text (off: prompts can be confidential)",
+        type=_truthy,
+        nargs="?",
+        const=True,
+    )
+    args = parser.parse_args(argv)
+    positive = (
+        "port",
+        "default_steps",
+        "max_batch",
+        "max_queue",
+        "retention_max_requests",
+        "retention_max_bytes",
+        "request_timeout",
+        "max_body_bytes",
+        "http_threads",
+    )
+    for name in positive:
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.default_steps > defaults.max_steps:
+        parser.error(f"--default-steps must be at most {defaults.max_steps}")
+    if args.threads < 0 or args.retention_max_age < 0:
+        parser.error("--threads and --retention-max-age must not be negative")
+    return args
 
 
 def build(args: argparse.Namespace):
@@ -62,7 +140,7 @@ def build(args: argparse.Namespace):
     from inference_server.app import create_app
     from inference_server.config import SIZES
     from inference_server.engine.backends import resolve_backend
-    from inference_server.engine.pipeline import DiffusersEngine, EngineConfig
+    from inference_server.engine.pipeline import DiffusersEngine, EngineConfig, warmup_batches
 
     resolve_backend(args.backend)  # unknown backend: fail now, with the valid names
     unknown = [s for s in args.warmup_sizes.split(",") if s not in SIZES]
@@ -77,6 +155,8 @@ def build(args: argparse.Namespace):
         request_timeout_seconds=args.request_timeout,
         retention_max_requests=args.retention_max_requests,
         retention_max_bytes=args.retention_max_bytes,
+        retention_max_age_seconds=args.retention_max_age,
+        max_body_bytes=args.max_body_bytes,
         log_prompts=args.log_prompts,
     )
     engine = DiffusersEngine(
@@ -87,6 +167,7 @@ def build(args: argparse.Namespace):
             dtype=args.dtype,
             threads=args.threads,
             warmup_sizes=tuple(SIZES[s] for s in args.warmup_sizes.split(",")),
+            warmup_batches=warmup_batches(args.backend, args.max_batch),
         )
     )
     return create_app(config, engine)

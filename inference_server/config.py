@@ -21,4 +21,5 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024
     retention_max_requests: int = 1000
     retention_max_bytes: int = 2 << 30
+    retention_max_age_seconds: float = 24 * 3600  # 0 = no age bound
     log_prompts: bool = False

@@ -81,14 +81,21 @@ def generate(
     deadline = start + timeout
     request_id = store.new_id()
     images: list[GeneratedImage] = []
-    for i, call in enumerate(calls):
-        try:
-            result = call.future.result(timeout=max(0.0, deadline - time.perf_counter()))
-        except FutureTimeout:
-            raise GenerationTimeoutError(f"generation took longer than {timeout:.0f}s") from None
-        for j, image in enumerate(result.images):
-            name = f"{i}_{j}.png"
-            store.save(request_id, name, image)
-            images.append(GeneratedImage(i, j, name, result.seconds, call.seeds[j], image))
+    try:
+        for i, call in enumerate(calls):
+            try:
+                result = call.future.result(timeout=max(0.0, deadline - time.perf_counter()))
+            except FutureTimeout:
+                for waiting in calls[i:]:
+                    waiting.future.cancel()  # not started yet: the worker will skip it
+                raise GenerationTimeoutError(
+                    f"generation took longer than {timeout:.0f}s"
+                ) from None
+            for j, image in enumerate(result.images):
+                name = f"{i}_{j}.png"
+                store.save(request_id, name, image)
+                images.append(GeneratedImage(i, j, name, result.seconds, call.seeds[j], image))
+    finally:
+        store.release(request_id)
     store.enforce_retention(keep=request_id)
     return GenerationResult(request_id, images, time.perf_counter() - start, base_seed)

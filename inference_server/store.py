@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -13,14 +14,27 @@ _NAME = re.compile(r"^[0-9]{1,4}_[0-9]{1,4}\.png$")
 
 
 class ImageStore:
-    """One directory per request id; the oldest requests go first when a bound is passed."""
+    """One directory per request id; the oldest requests go first when a bound is passed.
 
-    def __init__(self, root: Path, max_requests: int = 1000, max_bytes: int = 2 << 30) -> None:
+    Bounds: request count, total bytes, and age in seconds (``max_age`` 0 = none). They are
+    enforced after every request and once at start-up (images a previous process left behind).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        max_requests: int = 1000,
+        max_bytes: int = 2 << 30,
+        max_age: float = 0.0,
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_requests = max_requests
         self.max_bytes = max_bytes
+        self.max_age = max_age
         self._lock = threading.Lock()
+        self._active: set[str] = set()  # requests still writing: retention never touches them
+        self.enforce_retention()
 
     @staticmethod
     def new_id() -> str:
@@ -29,23 +43,39 @@ class ImageStore:
     def save(self, request_id: str, name: str, image) -> Path:
         if not (_ID.match(request_id) and _NAME.match(name)):
             raise ValueError("invalid image id or name")
-        directory = self.root / request_id
-        directory.mkdir(exist_ok=True)
+        with self._lock:
+            self._active.add(request_id)
+            directory = self.root / request_id
+            directory.mkdir(exist_ok=True)
         path = directory / name
         image.save(path, format="PNG")
         return path
 
+    def release(self, request_id: str) -> None:
+        """The request has written all it will write; retention may delete it from now on."""
+        with self._lock:
+            self._active.discard(request_id)
+
+    def _expired(self, mtime: float) -> bool:
+        return self.max_age > 0 and mtime < time.time() - self.max_age
+
     def enforce_retention(self, keep: str | None = None) -> list[str]:
-        """Delete whole request directories, oldest first, until both bounds hold. ``keep`` (the
+        """Delete whole request directories, oldest first, until every bound holds. ``keep`` (the
         request just answered) is never deleted: its URLs are about to be handed out."""
         with self._lock:
-            entries = [d for d in self.root.iterdir() if d.is_dir() and _ID.match(d.name)]
-            entries.sort(key=lambda d: d.stat().st_mtime)
+            entries = [
+                d
+                for d in self.root.iterdir()
+                if d.is_dir() and not d.is_symlink() and _ID.match(d.name)
+            ]
+            mtimes = {d: d.stat().st_mtime for d in entries}
+            entries.sort(key=mtimes.__getitem__)
             sizes = {d: sum(f.stat().st_size for f in d.iterdir() if f.is_file()) for d in entries}
             total, count = sum(sizes.values()), len(entries)
             removed = []
-            for oldest in (d for d in entries if d.name != keep):
-                if count <= self.max_requests and total <= self.max_bytes:
+            for oldest in (d for d in entries if d.name != keep and d.name not in self._active):
+                within = count <= self.max_requests and total <= self.max_bytes
+                if within and not self._expired(mtimes[oldest]):
                     break
                 total -= sizes[oldest]
                 count -= 1
@@ -59,6 +89,8 @@ class ImageStore:
             return None
         candidate = self.root / request_id / name
         if candidate.is_symlink() or candidate.parent.is_symlink() or not candidate.is_file():
+            return None
+        if self._expired(candidate.stat().st_mtime):  # past the age bound, even before deletion
             return None
         resolved = candidate.resolve()
         if not resolved.is_relative_to(self.root.resolve()):

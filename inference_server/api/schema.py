@@ -65,7 +65,9 @@ def _str(body: dict, name: str, required: bool = False, default: str = "") -> st
 
 
 def _size(body: dict, name: str) -> tuple[str, int, int]:
-    value = body.get(name) or "512x512"
+    value = body.get(name)
+    if value is None:
+        value = "512x512"
     if not isinstance(value, str) or value not in SIZES:
         raise field_error(name, f"must be one of {', '.join(SIZES)}, got {value!r}")
     return (value, *SIZES[value])

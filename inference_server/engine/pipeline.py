@@ -22,6 +22,18 @@ class EngineConfig:
     dtype: str = "auto"
     threads: int = 0
     warmup_sizes: tuple[tuple[int, int], ...] = ((512, 512),)
+    warmup_batches: tuple[int, ...] = (1,)
+
+
+# Backends that build one graph per input shape: every served (size, batch) is warmed up.
+STATIC_SHAPE_BACKENDS = ("compile", "ipex")
+
+
+def warmup_batches(backend: str, max_batch: int) -> tuple[int, ...]:
+    """Batch sizes to warm: all of 1..max_batch where shapes are static, else just 1."""
+    if resolve_backend(backend) in STATIC_SHAPE_BACKENDS:
+        return tuple(range(1, max_batch + 1))
+    return (1,)
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,9 @@ class DiffusersEngine:
         pipe = load_pipeline(self.config.model_dir, dtype)
         self.pipe = prepare_pipeline(pipe, resolve_backend(self.config.backend), dtype)
         for width, height in self.config.warmup_sizes:
-            self.generate(BatchRequest(["warm-up"], [""], [0], width, height, 1, 0.0))
+            for size in self.config.warmup_batches:
+                prompts, seeds = ["warm-up"] * size, list(range(size))
+                self.generate(BatchRequest(prompts, [""] * size, seeds, width, height, 1, 0.0))
         self.batches_run = 0
         self.largest_batch = 0
         self.ready.set()

@@ -13,7 +13,7 @@ from server_testlib import BIN, FakeEngine, cli_env, free_port, wait_for
 
 from inference_server.batcher import Call, WorkerDiedError
 from inference_server.engine.loader import ModelLoadError, load_pipeline
-from inference_server.engine.pipeline import DiffusersEngine, EngineConfig
+from inference_server.engine.pipeline import DiffusersEngine, EngineConfig, warmup_batches
 
 BODY = {"prompt": "a panda", "step": 1}
 
@@ -251,3 +251,64 @@ def test_cli_rejects_unknown_warmup_size_with_exit_2(tiny_model_dir, tmp_path):
     assert completed.stderr.strip().splitlines() == [
         "t2i-server: --warmup-sizes: unknown size(s) 640x480"
     ]
+
+
+def test_timed_out_request_is_not_run_later(app_factory):
+    """A client that timed out gets 504 and its queued calls are dropped, not computed."""
+    fake = FakeEngine(block=True)
+    app = app_factory(fake, max_batch=1, request_timeout_seconds=0.5)
+    runtime = app.extensions["t2i"]
+    response = app.test_client().post("/api/text2image", json={**BODY, "number": 3})
+    assert response.status_code == 504
+    assert fake.entered.is_set()  # call 0 was running when the client gave up
+    fake.gate.set()
+    wait_for(lambda: runtime.batcher.depth == 0, timeout=30, what="cancelled calls dropped")
+    assert app.test_client().post("/api/text2image", json=BODY).status_code == 200
+    assert fake.batches == [1, 1], "calls 1 and 2 of the timed-out request never ran"
+
+
+class BrokenBackendEngine(FakeEngine):
+    def load(self) -> None:
+        raise NotImplementedError("backend 'ipex' is not implemented yet")
+
+
+def test_unexpected_load_failure_is_unready_with_reason(app_factory):
+    app = app_factory(BrokenBackendEngine(), background=True)
+    runtime = app.extensions["t2i"]
+    wait_for(lambda: runtime.load_error, timeout=30, what="load error")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "NotImplementedError: backend 'ipex'" in response.json["message"]
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_warmup_runs_every_size_and_batch_before_ready(tiny_model_dir):
+    engine = DiffusersEngine(
+        EngineConfig(
+            model_dir=tiny_model_dir,
+            threads=2,
+            warmup_sizes=((512, 512), (1024, 1024)),
+            warmup_batches=(1, 2),
+        )
+    )
+    seen: list[tuple[int, int, int, bool]] = []
+    real_generate = engine.generate
+
+    def recording(batch):
+        seen.append((batch.width, batch.height, len(batch.prompts), engine.ready.is_set()))
+        return real_generate(batch)
+
+    engine.generate = recording
+    engine.load()
+    assert seen == [
+        (512, 512, 1, False),
+        (512, 512, 2, False),
+        (1024, 1024, 1, False),
+        (1024, 1024, 2, False),
+    ]
+    assert engine.ready.is_set()
+
+
+def test_warmup_batches_follow_the_backend():
+    assert warmup_batches("eager", 4) == (1,)
+    assert warmup_batches("compile", 3) == (1, 2, 3)

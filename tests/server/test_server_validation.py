@@ -38,6 +38,7 @@ SEED_CASES = [
     ({**OK, "size": "256x256"}, "size"),
     ({**OK, "size": "1024X1024"}, "size"),
     ({**OK, "size": 512}, "size"),
+    ({**OK, "size": ""}, "size"),
     ({**OK, "step": 0}, "step"),
     ({**OK, "step": 51}, "step"),
     ({**OK, "step": "4"}, "step"),
