@@ -185,7 +185,17 @@ def bench(kc: Kubectl, audit: Path | None, work: Path, args: argparse.Namespace)
                 )
             )
         created = time.monotonic() - t0
-        wc.wait(set(names), args.scale_timeout)
+        try:
+            wc.wait(set(names), args.scale_timeout)
+        except TimeoutError as e:
+            done = len(set(names) & wc.ready.keys())
+            wc.stop()
+            print(
+                f"(c) NOT all Ready after {args.scale_timeout:.0f} s: {done} of "
+                f"{len(names)} were seen Ready ({e})",
+                flush=True,
+            )
+            raise SystemExit(1) from None
         total = max(wc.ready[n] for n in names) - t0
         wc.stop()
         print(
