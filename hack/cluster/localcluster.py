@@ -363,6 +363,10 @@ class LocalCluster:
                 "--bind-address=127.0.0.1",
                 "--secure-port=0",
                 "--controllers=*",
+                # kwok renews fake nodes' leases from one process; on a loaded 2-core machine a
+                # renewal can be late, and the default 50 s grace marks every node NotReady and
+                # every pod unready (seen in the operator benchmark). Fake nodes never die.
+                "--node-monitor-grace-period=10m",
             ],
         )
         self._spawn(
