@@ -48,8 +48,9 @@ class Call:
 @dataclass(frozen=True)
 class CallResult:
     images: list
-    seconds: float
-    batch_size: int
+    seconds: float  # the pipeline call's own time
+    batch_size: int  # images in the merged pipeline call
+    finished: float  # time.perf_counter() when the images were ready
 
 
 class Batcher:
@@ -174,11 +175,12 @@ class Batcher:
             self.metrics.observe_batch(
                 len(request.prompts), seconds, f"{first.width}x{first.height}"
             )
+        finished = time.perf_counter()
         offset = 0
         for call in batch:
             count = len(call.prompts)
             call.future.set_result(
-                CallResult(images[offset : offset + count], seconds, len(images))
+                CallResult(images[offset : offset + count], seconds, len(images), finished)
             )
             offset += count
 

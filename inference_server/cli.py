@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         app = build(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # bad backend/size; unwritable --output-dir
         print(f"t2i-server: {error}", file=sys.stderr)
         return 2
     from inference_server.engine.loader import ModelLoadError, check_model_dir
@@ -194,7 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     from waitress import serve
 
     logging.getLogger(__name__).info("serving", extra={"host": args.host, "port": args.port})
-    serve(app, host=args.host, port=args.port, threads=args.http_threads, channel_timeout=1200)
+    # Flask answers oversized bodies with a JSON 413; waitress's own cap is a backstop against
+    # huge chunked uploads being buffered at all.
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=args.http_threads,
+        channel_timeout=1200,
+        max_request_body_size=max(1 << 20, 4 * args.max_body_bytes),
+    )
     return 0
 
 

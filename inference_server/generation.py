@@ -2,6 +2,9 @@
 
 Shared by both HTTP APIs. ``number`` pipeline calls of ``batch`` images each: image ``j`` of call
 ``i`` is ``<i>_<j>.png`` with seed ``seed + i x batch + j``, so any image can be reproduced.
+Times are client-visible (queueing included): an image's latency runs from submission until its
+call finished, and the request's generation time until the last one did — so for one call the
+two are equal, as in the tutorial's response.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class GeneratedImage:
     call_index: int
     image_index: int
     name: str
-    latency_seconds: float
+    latency_seconds: float  # from submission until its pipeline call finished (queueing included)
     seed: int
     image: object
 
@@ -50,7 +53,7 @@ class GeneratedImage:
 class GenerationResult:
     request_id: str
     images: list[GeneratedImage]
-    seconds: float
+    seconds: float  # until the last image was ready: equals latency_seconds for one call
     seed: int
 
 
@@ -94,8 +97,10 @@ def generate(
             for j, image in enumerate(result.images):
                 name = f"{i}_{j}.png"
                 store.save(request_id, name, image)
-                images.append(GeneratedImage(i, j, name, result.seconds, call.seeds[j], image))
+                latency = result.finished - start
+                images.append(GeneratedImage(i, j, name, latency, call.seeds[j], image))
     finally:
         store.release(request_id)
     store.enforce_retention(keep=request_id)
-    return GenerationResult(request_id, images, time.perf_counter() - start, base_seed)
+    seconds = max(image.latency_seconds for image in images)
+    return GenerationResult(request_id, images, seconds, base_seed)

@@ -35,6 +35,14 @@ def check_model_dir(model_dir: Path) -> None:
         raise ModelLoadError(f"{model_dir} lacks pipeline components: {', '.join(missing)}")
 
 
+def _dtype_keyword() -> str:
+    """Newer diffusers take ``dtype`` and warn on ``torch_dtype``; the IPEX environment's
+    diffusers 0.35 knows only ``torch_dtype``."""
+    from diffusers.pipelines import pipeline_utils
+
+    return "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
+
+
 def load_pipeline(model_dir: Path | str, dtype: torch.dtype):
     """Load the pipeline exactly as production does: local files only, safetensors, ``dtype``."""
     from diffusers import StableDiffusionXLPipeline
@@ -44,7 +52,10 @@ def load_pipeline(model_dir: Path | str, dtype: torch.dtype):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         pipe = StableDiffusionXLPipeline.from_pretrained(
-            model_dir, torch_dtype=dtype, local_files_only=True, use_safetensors=True
+            model_dir,
+            local_files_only=True,
+            use_safetensors=True,
+            **{_dtype_keyword(): dtype},
         )
     except Exception as error:  # diffusers raises many types for a corrupt checkpoint
         raise ModelLoadError(

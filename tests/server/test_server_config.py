@@ -162,3 +162,24 @@ def test_retention_never_deletes_a_request_still_writing(tmp_path):
     assert store.enforce_retention(keep=done) == []
     store.release(writing)
     assert store.enforce_retention(keep=done) == [writing]
+
+
+def test_cli_unwritable_output_dir_exits_2_with_one_line(tiny_model_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    completed = subprocess.run(
+        [
+            str(BIN / "t2i-server"),
+            "--model-dir",
+            str(tiny_model_dir),
+            "--output-dir",
+            str(blocker / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("t2i-server: ") and str(blocker) in lines[0]

@@ -31,6 +31,10 @@ def test_number_times_batch_files(client, session_app):
     directory = session_app.extensions["t2i"].config.output_dir / body["id"]
     assert sorted(p.name for p in directory.iterdir()) == sorted(expected)
     assert body["meta"]["input"]["number"] == 2 and body["meta"]["input"]["batch"] == 3
+    latencies = [output["latencySeconds"] for output in body["output"]]
+    assert latencies[:3] == [latencies[0]] * 3 and latencies[3:] == [latencies[3]] * 3
+    assert body["generationTimeSeconds"] == max(latencies) > 0
+    assert body["averageImageGenerationTimeSeconds"] == body["generationTimeSeconds"] / 2
     pixels = set()
     for output in body["output"]:
         image = Image.open(io.BytesIO(image_bytes(client, output["url"])))

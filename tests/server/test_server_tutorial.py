@@ -70,7 +70,7 @@ def test_tutorial_curl_verbatim(cli_server, command, size):
     assert len(body["output"]) == 1
     output = body["output"][0]
     assert set(output) == {"url", "latencySeconds"}
-    assert output["latencySeconds"] > 0
+    assert output["latencySeconds"] == body["generationTimeSeconds"]  # one call: as in the tutorial
     assert output["url"] == f"{cli_server.base}/images/{body['id']}/0_0.png"
     image = fetch_png(output["url"])
     assert image.format == "PNG"
