@@ -43,18 +43,35 @@ def _dtype_keyword() -> str:
     return "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
 
 
+def weights_variant(model_dir: Path) -> str | None:
+    """ "fp16" when the UNet ships only fp16-variant safetensors (a download of just the
+    ``*.fp16.safetensors`` files), else None: diffusers needs the variant named to find them.
+    The weights are cast to the requested dtype either way."""
+    unet = model_dir / "unet"
+    if (unet / "diffusion_pytorch_model.safetensors").is_file():
+        return None
+    if any(unet.glob("diffusion_pytorch_model*.fp16.safetensors")) or any(
+        unet.glob("diffusion_pytorch_model.fp16-*.safetensors")
+    ):
+        return "fp16"
+    return None
+
+
 def load_pipeline(model_dir: Path | str, dtype: torch.dtype):
     """Load the pipeline exactly as production does: local files only, safetensors, ``dtype``."""
+    # Before diffusers (and huggingface_hub, which reads it at import) is imported, where this
+    # is the first import; local_files_only below holds either way.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from diffusers import StableDiffusionXLPipeline
 
     model_dir = Path(model_dir)
     check_model_dir(model_dir)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         pipe = StableDiffusionXLPipeline.from_pretrained(
             model_dir,
             local_files_only=True,
             use_safetensors=True,
+            variant=weights_variant(model_dir),
             **{_dtype_keyword(): dtype},
         )
     except Exception as error:  # diffusers raises many types for a corrupt checkpoint

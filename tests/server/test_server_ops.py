@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import Future
 
 import pytest
+import torch
 from server_testlib import BIN, FakeEngine, cli_env, free_port, wait_for
 
 from inference_server.batcher import Call, WorkerDiedError
@@ -166,6 +167,18 @@ def test_load_corrupt_weights(model_copy):
         load_pipeline(model_copy, None)
     assert str(model_copy) in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_load_fp16_variant_only_directory(model_copy):
+    """A download of just the ``*.fp16.safetensors`` files loads too (cast to the dtype asked)."""
+    for weights in model_copy.glob("*/*.safetensors"):
+        weights.rename(weights.with_name(weights.name.replace(".safetensors", ".fp16.safetensors")))
+    pipe = load_pipeline(model_copy, torch.float32)
+    assert pipe.unet.dtype == torch.float32
+    image = pipe(
+        "a panda", num_inference_steps=1, guidance_scale=0.0, width=512, height=512
+    ).images[0]
+    assert image.size == (512, 512)
 
 
 def test_cli_exits_2_with_one_line_for_missing_model_dir(tmp_path):
