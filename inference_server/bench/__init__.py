@@ -1,0 +1,1 @@
+"""t2i-bench: per-image latency, throughput and cost of the text-to-image pipeline on CPU."""
