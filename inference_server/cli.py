@@ -173,11 +173,32 @@ def build(args: argparse.Namespace):
     return create_app(config, engine)
 
 
+def route_library_logs() -> None:
+    """torch, diffusers and transformers install their own stderr handlers and progress bars;
+    send their records through the root logger instead, so every log line is JSON."""
+    logging.captureWarnings(True)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    torch_logger = logging.getLogger("torch")
+    import torch  # noqa: F401  (installs torch's handler, removed below)
+
+    for handler in list(torch_logger.handlers):
+        torch_logger.removeHandler(handler)
+    torch_logger.propagate = True
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.disable_default_handler()
+        library.enable_propagation()
+        library.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     args = parse_args(argv)
+    route_library_logs()
     try:
         app = build(args)
     except (ValueError, OSError) as error:  # bad backend/size; unwritable --output-dir

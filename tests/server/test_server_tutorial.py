@@ -97,3 +97,5 @@ def test_logs_are_structured_and_omit_the_prompt(cli_server):
     assert secret not in text
     assert PROMPT not in text
     assert "Traceback" not in text
+    for line in text.splitlines():  # library warnings and progress bars included: JSON only
+        assert isinstance(json.loads(line), dict), line
