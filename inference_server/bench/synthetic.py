@@ -12,6 +12,16 @@ import torch
 
 
 def build_synthetic_sdxl(dtype: torch.dtype):
+    """StableDiffusionXLPipeline with SDXL-Turbo's real component configs, random weights."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build in the target dtype: no fp32 copy in peak RSS
+    try:
+        return _build(dtype)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _build(dtype: torch.dtype):
     from diffusers import (
         AutoencoderKL,
         EulerAncestralDiscreteScheduler,
