@@ -54,11 +54,23 @@ def _write_clip_vocab(directory: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
+def sdxl_turbo_scheduler():
+    """The scheduler stabilityai/sdxl-turbo ships: Euler ancestral with trailing timesteps."""
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    return EulerAncestralDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="trailing",
+    )
+
+
 def build_tiny_pipeline(seed: int = 0):
     """Build a StableDiffusionXLPipeline with SDXL's structure and tiny random weights."""
     from diffusers import (
         AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
@@ -121,13 +133,7 @@ def build_tiny_pipeline(seed: int = 0):
         norm_num_groups=8,
         sample_size=512,
     )
-    scheduler = EulerAncestralDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        timestep_spacing="trailing",
-    )
+    scheduler = sdxl_turbo_scheduler()
     return StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,

@@ -24,7 +24,6 @@ def build_synthetic_sdxl(dtype: torch.dtype):
 def _build(dtype: torch.dtype):
     from diffusers import (
         AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
@@ -35,7 +34,7 @@ def _build(dtype: torch.dtype):
         CLIPTokenizer,
     )
 
-    from inference_server.tiny_model import _write_clip_vocab
+    from inference_server.tiny_model import _write_clip_vocab, sdxl_turbo_scheduler
 
     with tempfile.TemporaryDirectory() as scratch:
         vocab, merges = _write_clip_vocab(Path(scratch))
@@ -88,13 +87,7 @@ def _build(dtype: torch.dtype):
         sample_size=512,
         scaling_factor=0.13025,
     ).to(dtype)
-    scheduler = EulerAncestralDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        timestep_spacing="trailing",
-    )
+    scheduler = sdxl_turbo_scheduler()
     return StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,
