@@ -32,6 +32,17 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
 
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``t2i-server`` to completion (for start-up errors), with extra environment ``env``."""
+    return subprocess.run(
+        [str(BIN / "t2i-server"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**cli_env(), **env},
+    )
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
     """Poll ``condition`` until truthy (returned) or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 
 import pytest
 from PIL import Image
-from server_testlib import BIN, cli_env
+from server_testlib import run_cli
 
 from inference_server.cli import parse_args
 from inference_server.store import ImageStore
@@ -106,13 +105,7 @@ def test_bad_flags_are_usage_errors(monkeypatch, capsys, env, argv, message):
 
 
 def test_cli_bad_environment_exits_2_without_traceback(tmp_path):
-    completed = subprocess.run(
-        [str(BIN / "t2i-server"), "--output-dir", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**cli_env(), "T2I_MAX_QUEUE": "lots"},
-    )
+    completed = run_cli("--output-dir", str(tmp_path / "out"), T2I_MAX_QUEUE="lots")
     assert completed.returncode == 2
     assert "--max-queue: invalid int value: 'lots'" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -167,19 +160,7 @@ def test_retention_never_deletes_a_request_still_writing(tmp_path):
 def test_cli_unwritable_output_dir_exits_2_with_one_line(tiny_model_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory", encoding="utf-8")
-    completed = subprocess.run(
-        [
-            str(BIN / "t2i-server"),
-            "--model-dir",
-            str(tiny_model_dir),
-            "--output-dir",
-            str(blocker / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(),
-    )
+    completed = run_cli("--model-dir", str(tiny_model_dir), "--output-dir", str(blocker / "out"))
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("t2i-server: ") and str(blocker) in lines[0]

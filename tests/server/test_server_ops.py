@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import uuid
 from concurrent.futures import Future
 
 import pytest
 import torch
-from server_testlib import BIN, FakeEngine, cli_env, free_port, wait_for
+from server_testlib import FakeEngine, free_port, run_cli, wait_for
 
 from inference_server.batcher import Call, WorkerDiedError
 from inference_server.engine.loader import ModelLoadError, load_pipeline
@@ -183,20 +182,13 @@ def test_load_fp16_variant_only_directory(model_copy):
 
 def test_cli_exits_2_with_one_line_for_missing_model_dir(tmp_path):
     missing = tmp_path / f"no-model-{uuid.uuid4().hex}"
-    completed = subprocess.run(
-        [
-            str(BIN / "t2i-server"),
-            "--model-dir",
-            str(missing),
-            "--port",
-            str(free_port()),
-            "--output-dir",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(),
+    completed = run_cli(
+        "--model-dir",
+        str(missing),
+        "--port",
+        str(free_port()),
+        "--output-dir",
+        str(tmp_path / "out"),
     )
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
@@ -245,20 +237,13 @@ def test_request_timeout_is_504(app_factory):
 
 
 def test_cli_rejects_unknown_warmup_size_with_exit_2(tiny_model_dir, tmp_path):
-    completed = subprocess.run(
-        [
-            str(BIN / "t2i-server"),
-            "--model-dir",
-            str(tiny_model_dir),
-            "--warmup-sizes",
-            "512x512,640x480",
-            "--output-dir",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(),
+    completed = run_cli(
+        "--model-dir",
+        str(tiny_model_dir),
+        "--warmup-sizes",
+        "512x512,640x480",
+        "--output-dir",
+        str(tmp_path / "out"),
     )
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
