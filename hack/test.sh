@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's one test command (`make test`, also what CI runs): sets up the venv and the local
-# control plane's binaries (both cached under ~/.cache/t2i-operator), lints, then runs every test.
+# The project's one test command (`make test`, also what CI runs): sets up the venvs (ours and the
+# IPEX one) and the local control plane's binaries (all cached under ~/.cache/t2i-operator), lints,
+# then runs every test.
 # Extra arguments go to pytest, e.g. `bash hack/test.sh tests/unit -k render`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +11,8 @@ export T2I_VENV=$V PATH="$V/bin:$PATH"
 # This checkout wins over whatever clone the shared venv's editable install points at.
 export PYTHONPATH="$root/operator:$root${PYTHONPATH:+:$PYTHONPATH}"
 bash hack/lint.sh
+# The tutorial's IPEX recipe runs in its own cached venv (torch 2.8); one test drives it.
+export T2I_IPEX_PYTHON=${T2I_IPEX_PYTHON:-$(bash hack/ipex-venv.sh)}
 if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
   bash hack/cluster/build.sh   # cached: a no-op when the binaries for these versions exist
 fi

@@ -1,145 +1,30 @@
 """t2i-bench: time the production pipeline path (load → prepare → generate) on this CPU.
 
 Figures are only comparable within one run on one machine, so the CPU model and its bf16/AMX
-flags and a bf16 matmul peak measured in the same run are reported beside every latency.
+flags and a bf16 (and int8) matmul peak measured in the same run are reported beside every
+latency. ``--compare A B`` times two configurations interleaved, each in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from inference_server.engine.backends import BACKENDS, prepare_pipeline, resolve_dtype
+from inference_server.bench.machine import (
+    cpu_info,
+    int8_matmul_peak_tops,
+    matmul_peak_tflops,
+    peak_rss_gb,
+)
+from inference_server.engine.backends import BACKENDS
 
 
-def cpu_info() -> dict:
-    """CPU model name and the ISA flags that decide bf16/int8 speed."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512f")
-    return {"model": model, "flags": [f for f in wanted if f in flags]}
-
-
-def matmul_peak_tflops(sizes=(2048, 4096), repeat: int = 3) -> float:
-    """Best bf16 square matmul rate: the denominator for '% of peak'."""
-    best = 0.0
-    for n in sizes:
-        a = torch.randn(n, n, dtype=torch.bfloat16)
-        b = torch.randn(n, n, dtype=torch.bfloat16)
-        a @ b
-        for _ in range(repeat):
-            start = time.perf_counter()
-            a @ b
-            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e12)
-    return best
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
-def build_pipeline(args, dtype):
-    """Load ``--model`` through the server's loader, or the tiny/synthetic stand-in."""
-    from inference_server.engine.loader import load_pipeline
-
-    if args.synthetic:
-        from inference_server.bench.synthetic import build_synthetic_sdxl
-
-        return build_synthetic_sdxl(dtype)
-    if args.model is None:
-        from inference_server.tiny_model import save_tiny_pipeline
-
-        args.model = save_tiny_pipeline(Path(tempfile.mkdtemp(prefix="t2i-bench-")) / "tiny")
-    return load_pipeline(Path(args.model), dtype)
-
-
-def call(pipe, args, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    return pipe(
-        prompt=[args.prompt] * args.batch,
-        num_inference_steps=args.step,
-        guidance_scale=0.0,
-        height=args.height,
-        width=args.width,
-        generator=generator,
-    ).images
-
-
-def flops_per_image(pipe, args) -> dict:
-    """FLOPs of one full call split by component (FlopCounterMode), divided by the batch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        call(pipe, args)
-    by_module = counter.get_flop_counts()
-    parts = {
-        name: sum(by_module.get(key, {}).values()) / args.batch
-        for name, key in (
-            ("unet_all_steps", "UNet2DConditionModel"),
-            ("text_encoder", "CLIPTextModel"),
-            ("text_encoder_2", "CLIPTextModelWithProjection"),
-        )
-    }
-    parts["total"] = counter.get_total_flops() / args.batch
-    # vae.decode is a method, not a module call, so the tracker does not name it: it is the rest.
-    parts["vae_decode_and_rest"] = parts["total"] - sum(v for k, v in parts.items() if k != "total")
-    return parts
-
-
-def run_one(args, backend: str) -> dict:
-    dtype = resolve_dtype("bf16" if args.bf16 else "fp32")
-    start = time.perf_counter()
-    pipe = build_pipeline(args, dtype)
-    load_s = time.perf_counter() - start
-    pipe = prepare_pipeline(pipe, backend, dtype)
-    latencies = []
-    with torch.inference_mode():
-        for _ in range(args.repeat + 1):
-            t0 = time.perf_counter()
-            images = call(pipe, args)
-            latencies.append(time.perf_counter() - t0)
-    assert len(images) == args.batch
-    steady = latencies[1:]
-    mean = statistics.fmean(steady)
-    result = {
-        "backend": backend,
-        "dtype": str(dtype).removeprefix("torch."),
-        "height": args.height,
-        "width": args.width,
-        "batch": args.batch,
-        "steps": args.step,
-        "latencies_s": [round(x, 4) for x in latencies],
-        "mean_s_excl_warmup": mean,
-        "s_per_image": mean / args.batch,
-        "images_per_s": args.batch / mean,
-        "startup_s": load_s + latencies[0],
-        "load_s": load_s,
-        "peak_rss_gb": peak_rss_gb(),
-    }
-    if args.flops:
-        flops = flops_per_image(pipe, args)
-        result["flops_per_image"] = flops
-        result["tflops"] = flops["total"] / result["s_per_image"] / 1e12
-    return result
-
-
-def parse_args(argv):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="t2i-bench", description=__doc__)
     parser.add_argument("--bf16", action="store_true", help="bf16 weights (else fp32)")
     parser.add_argument("--batch", type=int, default=1)
@@ -151,35 +36,141 @@ def parse_args(argv):
     parser.add_argument("--model", help="diffusers model dir (default: a tiny random one)")
     parser.add_argument("--backend", choices=BACKENDS, default="eager")
     parser.add_argument("--synthetic", action="store_true", help="full SDXL-Turbo, random weights")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--no-flops", dest="flops", action="store_false")
     parser.add_argument("--no-peak", dest="peak", action="store_false")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="time two configs interleaved: BACKEND or BACKEND@/path/to/other/venv/bin/python",
+    )
+    parser.add_argument("--save-model", metavar="DIR", help="write the pipeline to DIR and exit")
+    parser.add_argument("--image-out", type=Path, help=argparse.SUPPRESS)  # worker use
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.batch < 1 or args.step < 1:
         parser.error("--repeat, --batch and --step must be ≥ 1")
+    for spec in args.compare or ():
+        if spec.partition("@")[0] not in BACKENDS:
+            parser.error(f"--compare: unknown backend in {spec!r}; one of {', '.join(BACKENDS)}")
+    if args.height % 8 or args.width % 8:
+        parser.error("--height and --width must be multiples of 8")
     return args
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """The flags a --compare worker needs: the shape, the model, never --compare itself."""
+    argv = ["--batch", str(args.batch), "--height", str(args.height), "--width", str(args.width)]
+    argv += ["--step", str(args.step), "--prompt", args.prompt, "--threads", str(args.threads)]
+    argv += ["--bf16"] if args.bf16 else []
+    argv += ["--synthetic"] if args.synthetic else ["--model", args.model] if args.model else []
+    argv += [] if args.flops else ["--no-flops"]
+    return argv
+
+
+def run_single(args: argparse.Namespace) -> dict:
+    from inference_server.bench.runner import BenchSession
+
+    session = BenchSession(args)
+    latencies = [session.warmup_s] + [session.timed_call()[0] for _ in range(args.repeat)]
+    mean = statistics.fmean(latencies[1:])
+    result = {
+        **session.describe(),
+        "latencies_s": [round(x, 4) for x in latencies],
+        "mean_s_excl_warmup": mean,
+        "s_per_image": mean / args.batch,
+        "images_per_s": args.batch / mean,
+        "startup_s": session.startup_s,
+        "load_s": session.load_s,
+        "prepare_s": session.prepare_s,
+        "peak_rss_gb": peak_rss_gb(),
+    }
+    if session.flops:
+        result["flops_per_image"] = session.flops
+        result["tflops"] = session.flops["total"] / result["s_per_image"] / 1e12
+    return result
+
+
+def save_model(args: argparse.Namespace) -> int:
+    """Write the (synthetic) pipeline in diffusers format: a stand-in checkpoint for load timing
+    and for workers in other venvs, which then all run identical weights."""
+    from inference_server.bench.runner import build_pipeline
+    from inference_server.engine.backends import resolve_dtype
+
+    torch.manual_seed(0)
+    pipe = build_pipeline(args, resolve_dtype("bf16" if args.bf16 else "fp32"))
+    pipe.save_pretrained(args.save_model, safe_serialization=True)
+    print(args.save_model)
+    return 0
+
+
+def measure_peaks(report: dict) -> None:
+    """Best of before and after the run: AMX warm, and passing load from others filtered out."""
+    report["bf16_matmul_peak_tflops"] = max(
+        report.get("bf16_matmul_peak_tflops", 0.0), matmul_peak_tflops()
+    )
+    report["int8_matmul_peak_tops"] = max(
+        report.get("int8_matmul_peak_tops", 0.0), int8_matmul_peak_tops()
+    )
+
+
+def add_fraction_of_peak(result: dict, peak: float) -> None:
+    if result.get("tflops"):
+        result["pct_of_bf16_peak"] = 100 * result["tflops"] / peak
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = {"cpu": cpu_info(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if args.save_model:
+        return save_model(args)
+    report: dict = {"cpu": cpu_info(), "torch": torch.__version__}
     if args.peak:
-        report["bf16_matmul_peak_tflops"] = matmul_peak_tflops()
-    result = run_one(args, args.backend)
-    if args.peak:  # again after the run: AMX/turbo warm, and other load may have passed
-        report["bf16_matmul_peak_tflops"] = max(
-            report["bf16_matmul_peak_tflops"], matmul_peak_tflops()
-        )
-    if "tflops" in result and "bf16_matmul_peak_tflops" in report:
-        result["pct_of_peak"] = 100 * result["tflops"] / report["bf16_matmul_peak_tflops"]
+        measure_peaks(report)
+    if args.compare:
+        from inference_server.bench.compare import WorkerFailed, run_compare
+
+        try:
+            result = run_compare(args, worker_argv(args))
+        except WorkerFailed as error:
+            print(f"t2i-bench: {error}", file=sys.stderr)
+            return 1
+    else:
+        result = run_single(args)
+    if args.peak:
+        measure_peaks(report)
+        for side in result.get("sides", {"": result}).values():
+            add_fraction_of_peak(side, report["bf16_matmul_peak_tflops"])
     report["result"] = result
     if args.json:
         print(json.dumps(report))
     else:
-        for key, value in {**report, **result}.items():
-            if key != "result":
-                print(f"{key}: {value}")
+        print_human(report)
     return 0
+
+
+def print_human(report: dict) -> None:
+    result = report.pop("result")
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    if "sides" not in result:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+        return
+    for label, side in result["sides"].items():
+        print(f"[{label}]")
+        for key, value in side.items():
+            print(f"  {key}: {value}")
+    speedup = result["speedup_b_over_a"]
+    print(
+        f"{result['b']} vs {result['a']}: {speedup['median']:.3f}x faster per image "
+        f"(median of {len(speedup['pairs'])} interleaved pairs; "
+        f"range {speedup['min']:.3f}-{speedup['max']:.3f}; "
+        f"ratio of means {speedup['ratio_of_means']:.3f})"
+    )
+    print(
+        f"PSNR of {result['b']}'s image vs {result['a']}'s (same seed): {result['psnr_db_b_vs_a']}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Interface shared by the server engine and the benchmark CLI (owned by the performance work):
 
 - ``resolve_dtype(requested)`` → torch dtype ("auto" = bf16 where the CPU has bf16 instructions).
-- ``prepare_pipeline(pipe, backend, dtype)`` → the pipeline, optimised in place for ``backend``.
+- ``prepare_pipeline(pipe, backend, dtype, sizes, batches)`` → the pipeline, optimised in place
+  for ``backend``; ``sizes`` x ``batches`` are the shapes it will serve (int8 calibrates on them).
 - ``BACKENDS`` lists the accepted names; ``"auto"`` resolves to the measured default.
 """
 
@@ -40,7 +41,13 @@ def resolve_backend(requested: str) -> str:
     return "eager" if requested == "auto" else requested
 
 
-def prepare_pipeline(pipe, backend: str, dtype: torch.dtype):
+def prepare_pipeline(
+    pipe,
+    backend: str,
+    dtype: torch.dtype,
+    sizes: tuple[tuple[int, int], ...] = ((512, 512),),
+    batches: tuple[int, ...] = (1,),
+):
     """Optimise ``pipe`` in place for ``backend`` and return it."""
     backend = resolve_backend(backend)
     pipe.unet.to(memory_format=torch.channels_last)
@@ -53,12 +60,16 @@ def prepare_pipeline(pipe, backend: str, dtype: torch.dtype):
         inductor_config.freezing = True
         inductor_config.cpp.weight_prepack = True
         pipe.unet = torch.compile(pipe.unet, dynamic=False)
+        # The VAE decoder is ~28 % of a 512x512 image's FLOPs, and its full-resolution
+        # GroupNorm/SiLU passes are memory-bound: inductor fuses them around oneDNN convs.
+        pipe.vae.decoder = torch.compile(pipe.vae.decoder, dynamic=False)
         return pipe
     if backend == "ipex":
         return _prepare_ipex(pipe, dtype)
     if backend == "int8":
-        # Not measured yet (issue 8 target 3): refuse rather than serve an unmeasured quality loss.
-        raise NotImplementedError("backend 'int8' is not implemented yet; use eager or compile")
+        from inference_server.engine.int8 import int8_unet
+
+        pipe.unet = int8_unet(pipe, dtype, sizes, batches)
     return pipe
 
 
@@ -72,6 +83,26 @@ def _prepare_ipex(pipe, dtype: torch.dtype):
             f"({type(error).__name__}: {error}); it needs torch 2.8, transformers 4.55, "
             "diffusers <= 0.35 in its own environment"
         ) from error
-    pipe.unet = ipex.optimize(pipe.unet.eval(), dtype=dtype, inplace=True)
+    from inference_server.engine.unet_graph import GraphUNet, UNetCore
+
+    unet = ipex.optimize(pipe.unet.eval(), dtype=dtype, inplace=True)
     pipe.vae = ipex.optimize(pipe.vae.eval(), dtype=dtype, inplace=True)
+    core = UNetCore(unet).eval()  # eval before freeze, or freeze refuses the module
+    autocast = dtype != torch.float32
+
+    def trace(example: tuple):
+        """The tutorial's recipe: TorchScript trace under autocast, then freeze (per shape)."""
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=autocast):
+            graph = torch.jit.freeze(torch.jit.trace(core, example, check_trace=False))
+
+        def run(*args):
+            with (
+                torch.no_grad(),
+                torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32),
+            ):
+                return graph(*args)
+
+        return run
+
+    pipe.unet = GraphUNet(unet, trace, dtype)
     return pipe

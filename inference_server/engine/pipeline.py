@@ -26,7 +26,7 @@ class EngineConfig:
 
 
 # Backends that build one graph per input shape: every served (size, batch) is warmed up.
-STATIC_SHAPE_BACKENDS = ("compile", "ipex")
+STATIC_SHAPE_BACKENDS = ("compile", "ipex", "int8")
 
 
 def warmup_batches(backend: str, max_batch: int) -> tuple[int, ...]:
@@ -64,7 +64,13 @@ class DiffusersEngine:
         torch.set_num_threads(default_thread_count(self.config.threads))
         dtype = resolve_dtype(self.config.dtype)
         pipe = load_pipeline(self.config.model_dir, dtype)
-        self.pipe = prepare_pipeline(pipe, resolve_backend(self.config.backend), dtype)
+        self.pipe = prepare_pipeline(
+            pipe,
+            resolve_backend(self.config.backend),
+            dtype,
+            self.config.warmup_sizes,
+            self.config.warmup_batches,
+        )
         for width, height in self.config.warmup_sizes:
             for size in self.config.warmup_batches:
                 prompts, seeds = ["warm-up"] * size, list(range(size))

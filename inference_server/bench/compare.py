@@ -1,0 +1,185 @@
+"""``t2i-bench --compare A B``: two configurations timed interleaved (A, B, A, B, …).
+
+Each configuration runs in its own worker process, so each has its own memory and may run in
+another interpreter (``ipex@/path/to/python`` runs the tutorial's IPEX recipe in its own venv).
+Interleaving spreads the noise of a shared or thermally varying CPU evenly over both sides; the
+ratio is reported per pair, with its median and range, not just as a ratio of means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference_server.engine.backends import BACKENDS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerFailed(RuntimeError):
+    """A worker exited or reported an error; its own stderr (inherited) says why."""
+
+
+@dataclass
+class Side:
+    """One configuration: a backend and the interpreter that runs it."""
+
+    label: str
+    backend: str
+    python: str
+    ready: dict = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)
+    done: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Side:
+        """``BACKEND`` or ``BACKEND@PYTHON`` (an interpreter of another venv)."""
+        backend, _, python = spec.partition("@")
+        if backend not in BACKENDS:
+            raise ValueError(f"--compare: unknown backend {backend!r}; one of {BACKENDS}")
+        return cls(
+            label=spec if not python else f"{backend}@{Path(python).parent.parent.name}",
+            backend=backend,
+            python=python or sys.executable,
+        )
+
+
+def worker_command(side: Side, argv: list[str], image_out: Path) -> list[str]:
+    return [
+        side.python,
+        "-m",
+        "inference_server.bench.worker",
+        *argv,
+        "--backend",
+        side.backend,
+        "--image-out",
+        str(image_out),
+    ]
+
+
+def _read_event(side: Side, expected: str) -> dict:
+    assert side.process and side.process.stdout
+    for line in side.process.stdout:
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event["event"] == expected:
+                return event
+            if event["event"] == "error":
+                raise WorkerFailed(f"{side.label}: {event['message']}")
+    code = side.process.wait()
+    raise WorkerFailed(f"worker {side.label} exited with {code} before '{expected}' (see stderr)")
+
+
+def start(side: Side, argv: list[str], image_out: Path) -> None:
+    """Start the worker and wait until it is warmed, so start-ups do not overlap timed calls."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    )
+    print(f"starting {side.label} ...", file=sys.stderr, flush=True)
+    side.process = subprocess.Popen(
+        worker_command(side, argv, image_out),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    side.ready = _read_event(side, "ready")
+    print(f"{side.label} ready in {side.ready['startup_s']:.1f} s", file=sys.stderr, flush=True)
+
+
+def timed(side: Side) -> float:
+    assert side.process and side.process.stdin
+    side.process.stdin.write("run\n")
+    side.process.stdin.flush()
+    seconds = _read_event(side, "timed")["seconds"]
+    side.seconds.append(seconds)
+    return seconds
+
+
+def stop(side: Side) -> None:
+    if side.process is None or side.process.poll() is not None:
+        return
+    assert side.process.stdin
+    side.process.stdin.write("quit\n")
+    side.process.stdin.flush()
+    side.done = _read_event(side, "done")
+    side.process.wait(timeout=60)
+
+
+def psnr(path_a: Path, path_b: Path) -> float | None:
+    """PSNR (dB) of two 8-bit RGB images; None if either is missing; inf when identical."""
+    if not (path_a.is_file() and path_b.is_file()):
+        return None
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(path_a).convert("RGB"), dtype=np.float64)
+    b = np.asarray(Image.open(path_b).convert("RGB"), dtype=np.float64)
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def summarize(a: Side, b: Side, batch: int, image_psnr: float | None) -> dict:
+    ratios = [ta / tb for ta, tb in zip(a.seconds, b.seconds, strict=True)]
+    sides = {}
+    for side in (a, b):
+        mean = statistics.fmean(side.seconds)
+        flops = (side.ready.get("flops_per_image") or {}).get("total")
+        sides[side.label] = {
+            **{k: v for k, v in side.ready.items() if k not in ("event", "cpu")},
+            "latencies_s": [round(s, 4) for s in side.seconds],
+            "s_per_image": mean / batch,
+            "images_per_s": batch / mean,
+            "tflops": flops / (mean / batch) / 1e12 if flops else None,
+            "peak_rss_gb": side.done.get("peak_rss_gb"),
+        }
+    return {
+        "a": a.label,
+        "b": b.label,
+        "sides": sides,
+        "speedup_b_over_a": {
+            "median": statistics.median(ratios),
+            "min": min(ratios),
+            "max": max(ratios),
+            "pairs": [round(r, 4) for r in ratios],
+            "ratio_of_means": statistics.fmean(a.seconds) / statistics.fmean(b.seconds),
+        },
+        "psnr_db_b_vs_a": image_psnr,
+    }
+
+
+def run_compare(args: argparse.Namespace, worker_argv: list[str]) -> dict:
+    """Start both workers, time ``args.repeat`` interleaved pairs, stop both, summarize."""
+    a, b = (Side.parse(spec) for spec in args.compare)
+    with tempfile.TemporaryDirectory(prefix="t2i-compare-") as scratch:
+        images = Path(scratch) / "a.png", Path(scratch) / "b.png"
+        try:
+            for side, image in zip((a, b), images, strict=True):
+                start(side, worker_argv, image)
+            for round_ in range(args.repeat):
+                ta, tb = timed(a), timed(b)
+                print(
+                    f"pair {round_ + 1}: {a.label} {ta:.3f} s, {b.label} {tb:.3f} s, "
+                    f"ratio {ta / tb:.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for side in (a, b):
+                stop(side)
+        finally:
+            for side in (a, b):
+                if side.process and side.process.poll() is None:
+                    side.process.kill()
+        return summarize(a, b, args.batch, psnr(*images))

@@ -1,0 +1,64 @@
+"""What the figures ran on: the CPU, its matmul peaks and this process's peak memory.
+
+Absolute seconds mean nothing across CPUs (AMX vs AVX-512 BF16 differ ~6x), so every report
+names the CPU and carries a peak measured in the same run as the denominator for "% of peak".
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+ISA_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f")
+
+
+def cpu_info() -> dict:
+    """CPU model name and the ISA flags that decide bf16/int8 speed."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name") and model == "unknown":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"model": model, "flags": [flag for flag in ISA_FLAGS if flag in flags]}
+
+
+def _best_rate(run, work: float, repeat: int) -> float:
+    run()  # first call: allocation, oneDNN primitive creation, AMX tile config
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return work / best / 1e12
+
+
+def matmul_peak_tflops(sizes=(2048, 4096), repeat: int = 3) -> float:
+    """Best bf16 square matmul rate: the denominator for '% of peak'."""
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, dtype=torch.bfloat16)
+        b = torch.randn(n, n, dtype=torch.bfloat16)
+        best = max(best, _best_rate(lambda a=a, b=b: a @ b, 2 * n**3, repeat))
+    return best
+
+
+def int8_matmul_peak_tops(sizes=(2048, 4096), repeat: int = 3) -> float:
+    """Best int8 x int8 → int32 matmul rate (torch._int_mm, oneDNN; AMX-INT8 where present)."""
+    best = 0.0
+    for n in sizes:
+        a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        best = max(best, _best_rate(lambda a=a, b=b: torch._int_mm(a, b), 2 * n**3, repeat))
+    return best
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2

@@ -1,0 +1,55 @@
+"""A ``--compare`` worker: one configuration in its own process (possibly another venv).
+
+Protocol, one JSON object per line: the worker prints ``{"event": "ready", ...}`` once its
+pipeline is loaded, prepared and warmed; for each ``run`` line on stdin it makes one timed call
+and prints ``{"event": "timed", "seconds": s}``; on ``quit`` it prints ``{"event": "done",
+"peak_rss_gb": ...}`` and exits. The first timed call's first image is saved to ``--image-out``
+so the parent can compare outputs of the same seed (PSNR). Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from inference_server.bench.cli import parse_args
+from inference_server.bench.machine import cpu_info, peak_rss_gb
+from inference_server.bench.runner import BenchSession
+
+
+def emit(event: str, **fields) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    session = BenchSession(args)
+    emit(
+        "ready",
+        **session.describe(),
+        cpu=cpu_info(),
+        load_s=session.load_s,
+        prepare_s=session.prepare_s,
+        warmup_s=session.warmup_s,
+        startup_s=session.startup_s,
+        flops_per_image=session.flops,
+    )
+    saved = False
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        if command != "run":
+            emit("error", message=f"unknown command {command!r}")
+            continue
+        seconds, images = session.timed_call()
+        if args.image_out and not saved:
+            images[0].save(args.image_out)
+            saved = True
+        emit("timed", seconds=seconds)
+    emit("done", peak_rss_gb=peak_rss_gb())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
