@@ -10,6 +10,8 @@ also on error. Readiness is observed with a watch on the custom resources, never
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from tests.e2e.operator_harness import (  # noqa: E402
     Kubectl,
     OperatorProcess,
+    audit_epoch,
     install_crd_and_rbac,
     mutating_requests,
     operator_kubeconfig,
@@ -117,12 +120,73 @@ class ReadyWatch:
         self.stopped = True
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def requests_by_user(audit: Path, since: float, users: tuple[str, ...]) -> dict[str, dict]:
+    """Completed API requests per user and verb after `since` (from the audit log)."""
+    counts: dict[str, dict] = {}
+    for line in audit.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        user = (event.get("user") or {}).get("username", "")
+        if event.get("stage") != "ResponseComplete" or not user.startswith(users):
+            continue
+        if audit_epoch(event.get("requestReceivedTimestamp", "")) < since:
+            continue
+        verbs = counts.setdefault(user, {})
+        verbs[event["verb"]] = verbs.get(event["verb"], 0) + 1
+    return counts
+
+
+HANDLED = "t2i.dev/last-handled-configuration"
+
+
+def wait_until_handled(api: client.CustomObjectsApi, namespace: str, name: str) -> None:
+    """Watch the CR until kopf's diff-base annotation shows its handlers have all finished."""
+    w = watch.Watch()
+    for event in w.stream(
+        api.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=60,
+    ):
+        annotations = event["object"]["metadata"].get("annotations") or {}
+        # kopf's per-handler progress annotations (t2i.dev/<handler>) are removed when done.
+        progress = [key for key in annotations if key.startswith("t2i.dev/") and key != HANDLED]
+        if HANDLED in annotations and not progress:
+            w.stop()
+            return
+    raise TimeoutError(f"{namespace}/{name}: kopf did not finish handling it within 60 s")
+
+
 def percentile(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
 
 
-def bench(kc: Kubectl, audit: Path | None, work: Path, args: argparse.Namespace) -> None:
+def bench(
+    kc: Kubectl,
+    audit: Path | None,
+    work: Path,
+    args: argparse.Namespace,
+    cluster_pids: dict[str, int],
+) -> None:
     install_crd_and_rbac(kc)
     for i in range(EXTRA_NODES):
         kc.apply(localcluster.node(f"bench-g8i-{i}", localcluster.NODES["g8i-node-0"]))
@@ -155,7 +219,10 @@ def bench(kc: Kubectl, audit: Path | None, work: Path, args: argparse.Namespace)
             flush=True,
         )
 
-        # (b) mutating requests by the operator's identity while idle.
+        # (b) mutating requests by the operator's identity while idle. The window opens once
+        # kopf has finished its bookkeeping on the last CR (its diff-base annotation is
+        # written just after the status that made the CR Ready).
+        wait_until_handled(api, ns_a, f"lat-{args.latency_crs - 1:03d}")
         if audit is None:
             print("(b) skipped: no audit log for an external cluster (--audit-log)", flush=True)
         else:
@@ -174,6 +241,8 @@ def bench(kc: Kubectl, audit: Path | None, work: Path, args: argparse.Namespace)
 
         # (c) a burst of N CRs; time until all are Ready.
         names = [f"scale-{i:03d}" for i in range(args.scale_crs)]
+        pids = {**cluster_pids, "operator": op.proc.pid, "this script": os.getpid()}
+        cpu_before, wall_before = process_cpu(pids), time.time()
         t0 = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(
@@ -197,11 +266,31 @@ def bench(kc: Kubectl, audit: Path | None, work: Path, args: argparse.Namespace)
             )
             raise SystemExit(1) from None
         total = max(wc.ready[n] for n in names) - t0
+        cpu_after = process_cpu(pids)
         wc.stop()
         print(
             f"(c) {len(names)} CRs all Ready in {total:.1f} s (creating them took {created:.1f} s)",
             flush=True,
         )
+        ready_at = sorted(wc.ready[n] - t0 for n in names)
+        quartiles = [ready_at[len(ready_at) * q // 4 - 1] for q in (1, 2, 3, 4)]
+        print(
+            "    Ready by: "
+            + ", ".join(f"{25 * (i + 1)} % at {t:.1f} s" for i, t in enumerate(quartiles)),
+            flush=True,
+        )
+        used = {name: cpu_after[name] - cpu_before[name] for name in pids}
+        print(
+            f"    CPU seconds during (c) ({2 * total:.0f} available on 2 cores): "
+            + ", ".join(
+                f"{name} {sec:.1f}" for name, sec in sorted(used.items(), key=lambda kv: -kv[1])
+            ),
+            flush=True,
+        )
+        if audit is not None:
+            users = ("system:serviceaccount:t2i-system", "system:kube-", "system:node")
+            for user, verbs in sorted(requests_by_user(audit, wall_before, users).items()):
+                print(f"    requests by {user}: {dict(sorted(verbs.items()))}", flush=True)
     finally:
         op.stop()
         print(f"operator log: {op.log_path}", flush=True)
@@ -229,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster.up()
             kc = Kubectl(str(cluster.kubectl), str(cluster.kubeconfig))
             audit = cluster.audit_log
-        bench(kc, audit, work, args)
+        bench(kc, audit, work, args, cluster.pids() if cluster else {})
     finally:
         if cluster is not None:
             cluster.down()

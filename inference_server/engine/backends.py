@@ -59,6 +59,9 @@ def prepare_pipeline(
 
         inductor_config.freezing = True
         inductor_config.cpp.weight_prepack = True
+        # Keep only the frozen, prepacked copies: without this a second copy of every weight
+        # stays resident (13.2 GB peak RSS measured at 512x512, 8.0 GB eager).
+        inductor_config.freezing_discard_parameters = True
         pipe.unet = torch.compile(pipe.unet, dynamic=False)
         # The VAE decoder is ~28 % of a 512x512 image's FLOPs, and its full-resolution
         # GroupNorm/SiLU passes are memory-bound: inductor fuses them around oneDNN convs.

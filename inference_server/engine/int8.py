@@ -50,23 +50,25 @@ class InputRecorder(torch.nn.Module):
         )
 
 
-def record_unet_inputs(pipe, sizes, batches, steps: int = 4) -> list[tuple]:
-    """Run the pipeline on the calibration prompts; return the UNet inputs of every step."""
+def record_unet_inputs(pipe, size: tuple[int, int], batch: int, steps: int = 4) -> list[tuple]:
+    """Make calibration images (every calibration prompt at least once, ``batch`` per call)
+    and return the UNet inputs of every step."""
+    prompts = list(CALIBRATION_PROMPTS)
+    while len(prompts) % batch:
+        prompts.append(CALIBRATION_PROMPTS[len(prompts) % len(CALIBRATION_PROMPTS)])
     recorder = InputRecorder(pipe.unet)
     pipe.unet = recorder
     try:
         with torch.inference_mode():
-            for width, height in sizes:
-                for batch in batches:
-                    for prompt in CALIBRATION_PROMPTS:
-                        pipe(
-                            prompt=[prompt] * batch,
-                            num_inference_steps=steps,
-                            guidance_scale=0.0,
-                            width=width,
-                            height=height,
-                            generator=torch.Generator().manual_seed(0),
-                        )
+            for first in range(0, len(prompts), batch):
+                pipe(
+                    prompt=prompts[first : first + batch],
+                    num_inference_steps=steps,
+                    guidance_scale=0.0,
+                    width=size[0],
+                    height=size[1],
+                    generator=torch.Generator().manual_seed(0),
+                )
     finally:
         pipe.unet = recorder.unet
     return recorder.calls
@@ -87,8 +89,7 @@ def quantize_unet(unet: torch.nn.Module, calibration: list[tuple]) -> torch.nn.M
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     core = UNetCore(unet.float().eval())
-    # The largest batch as the example: export specialises a dimension of size 1.
-    example = tuple(arg.float() for arg in max(calibration, key=lambda args: args[0].shape[0]))
+    example = tuple(arg.float() for arg in calibration[0])
     try:
         exported = torch.export.export(core, example, dynamic_shapes=_dynamic_shapes())
     except Exception as error:  # a diffusers/torch pair that cannot export it dynamic
@@ -117,13 +118,16 @@ def _without_dtype_asserts(graph_module: torch.fx.GraphModule) -> torch.fx.Graph
 
 
 def int8_unet(pipe, compute_dtype: torch.dtype, sizes, batches) -> GraphUNet:
-    """Calibrate on ``sizes`` x ``batches``, quantize, and serve through inductor (freezing)."""
+    """Calibrate at the first size and the largest batch, quantize, serve through inductor.
+
+    The graph is exported with batch and latent size dynamic where possible (a batch of 1 is
+    specialised by export), so the other warmed shapes reuse the same calibrated graph."""
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True
     inductor_config.cpp.weight_prepack = True
     inductor_config.freezing_discard_parameters = True  # no fp32 copy beside the int8 weights
-    calibration = record_unet_inputs(pipe, sizes, batches)
+    calibration = record_unet_inputs(pipe, sizes[0], max(batches))
     unet = pipe.unet
     quantized = quantize_unet(unet, calibration)
     compiled = torch.compile(quantized, dynamic=False)

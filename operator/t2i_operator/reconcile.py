@@ -29,7 +29,9 @@ from t2i_operator.status import Problem, compute_status
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
 # One pass at a time per custom resource: the CR handlers and the child watchers share it.
 # Reasons only a full pass can clear (pod events must not overwrite them).
-INPUT_PROBLEMS = frozenset({"SecretNotFound", "SecretKeyMissing", "PVCNotFound", "ApplyRejected"})
+INPUT_PROBLEMS = frozenset(
+    {"SecretNotFound", "SecretKeyMissing", "PVCNotFound", "ApplyRejected", "ApplyFailed"}
+)
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -90,6 +92,20 @@ def read_inputs(
                 "does not exist",
             )
     return None, None
+
+
+def apply_problem(error: ApiException) -> Problem | None:
+    """What a failed apply means for the user, or None for errors kopf should just retry.
+
+    Invalid children (400/409/422) → ApplyRejected. Refusals by the cluster that the user can
+    act on — a ResourceQuota (403 Forbidden), a full Service IP range or a failing webhook
+    (5xx) — → ApplyFailed, shown in status and Events, not only in the operator's log."""
+    if error.status in (400, 409, 422):
+        return Problem("ApplyRejected", _api_message(error))
+    terminating = "NamespaceTerminating" in (error.body or "")
+    if (error.status == 403 and not terminating) or (error.status or 0) >= 500:
+        return Problem("ApplyFailed", _api_message(error))
+    return None
 
 
 def _api_message(error: ApiException) -> str:
@@ -157,9 +173,9 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
                 outcome.written = apply.apply_children(kube, desired)
                 outcome.deleted = apply.prune(kube, desired, owner)
             except ApiException as e:
-                if e.status not in (400, 409, 422):
+                outcome.problem = apply_problem(e)
+                if outcome.problem is None:
                     raise
-                outcome.problem = Problem("ApplyRejected", _api_message(e))
         outcome.status_written = refresh_status(kube, cr, spec, outcome.problem)
         return outcome
 

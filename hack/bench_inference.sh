@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Reproduce the inference rows of BENCHMARKS.md on this machine, one after another (a quiet CPU
+# matters: run nothing else meanwhile). Each row's JSON goes to $OUT/<row>.json; the exact
+# t2i-bench command of every row is printed before it runs.
+#
+#   bash hack/bench_inference.sh [ROW ...]     # default: all rows; e.g. `compare-ipex startup`
+#
+# The synthetic SDXL-Turbo checkpoint (real architecture, random weights, bf16, 6.9 GB) is
+# written once under ~/.cache/t2i-operator by the IPEX venv's older transformers, whose format
+# both venvs load (like the published checkpoint); then every row loads it from disk.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cache=${T2I_CACHE:-$HOME/.cache/t2i-operator}
+V=$(bash hack/venv.sh)
+IPEX=$(bash hack/ipex-venv.sh)
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+OUT=${OUT:-$root/.bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+MODEL=$cache/sdxl-turbo-synthetic-v1
+mkdir -p "$OUT"
+if [ ! -f "$MODEL/.complete" ]; then
+  echo ">> writing the synthetic checkpoint to $MODEL" >&2
+  rm -rf "$MODEL"
+  "$IPEX" -m inference_server.bench.cli --synthetic --bf16 --save-model "$MODEL" >&2
+  touch "$MODEL/.complete"
+fi
+lscpu | grep -E 'Model name|^CPU\(s\)' | tee "$OUT/cpu.txt"
+
+bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpoint
+  local row=$1; shift
+  echo ">> [$row] t2i-bench --model \$MODEL --bf16 $*" >&2
+  "$V/bin/python" -m inference_server.bench.cli --model "$MODEL" --bf16 --json "$@" \
+    | tail -1 > "$OUT/$row.json"
+}
+
+declare -A rows=(
+  [compare-ipex]="--repeat 5 --compare ipex@$IPEX compile"
+  [compare-eager]="--repeat 5 --compare eager compile"
+  [compare-int8]="--repeat 3 --compare compile int8"
+  [batch4-compile]="--batch 4 --repeat 2 --backend compile"
+  [batch4-eager]="--batch 4 --repeat 2 --backend eager"
+  [1024-eager]="--height 1024 --width 1024 --repeat 2 --backend eager"
+  [1024-compile]="--height 1024 --width 1024 --repeat 2 --backend compile"
+)
+order=(compare-ipex compare-eager compare-int8 batch4-compile batch4-eager 1024-eager 1024-compile startup)
+selected=("${@:-${order[@]}}")
+for row in "${selected[@]}"; do
+  if [ "$row" = startup ]; then
+    for backend in eager compile; do
+      echo ">> [startup-$backend] python -m inference_server.bench.startup --backend $backend" >&2
+      "$V/bin/python" -m inference_server.bench.startup --model-dir "$MODEL" \
+        --backend "$backend" --runs 2 | tail -1 > "$OUT/startup-$backend.json"
+    done
+  else
+    # shellcheck disable=SC2086  # the row's flags are meant to split
+    bench "$row" ${rows[$row]}
+  fi
+done
+echo "results: $OUT" >&2

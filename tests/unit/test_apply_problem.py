@@ -1,0 +1,47 @@
+"""How a refused apply is reported: user-fixable refusals become a status reason, the rest retry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from t2i_operator.reconcile import apply_problem
+
+
+def api_error(status: int, message: str, reason: str = "") -> ApiException:
+    error = ApiException(status=status, reason=reason)
+    error.body = json.dumps({"kind": "Status", "message": message, "reason": reason})
+    return error
+
+
+@pytest.mark.parametrize("status", [400, 409, 422])
+def test_invalid_child_is_apply_rejected_with_the_api_servers_message(status):
+    problem = apply_problem(api_error(status, 'Deployment "x" is invalid: spec.strategy'))
+    assert problem.reason == "ApplyRejected" and "spec.strategy" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (500, "Internal error occurred: failed to allocate a serviceIP: range is full"),
+        (403, 'deployments.apps "x" is forbidden: exceeded quota: compute, requested: cpu=8'),
+        (503, 'failed calling webhook "policy.example.com": connection refused'),
+    ],
+)
+def test_cluster_refusals_the_user_can_act_on_are_apply_failed(status, message):
+    problem = apply_problem(api_error(status, message))
+    assert problem.reason == "ApplyFailed" and problem.message == message
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "reason"),
+    [
+        (403, "unable to create new content in namespace t2i because it is being terminated",
+         "NamespaceTerminating"),
+        (404, 'text2imageservices "x" not found', "NotFound"),
+        (401, "Unauthorized", "Unauthorized"),
+    ],
+)  # fmt: skip
+def test_going_away_and_auth_errors_are_left_to_the_handler(status, message, reason):
+    assert apply_problem(api_error(status, message, reason)) is None
