@@ -53,18 +53,8 @@ def prepare_pipeline(
     pipe.unet.to(memory_format=torch.channels_last)
     pipe.vae.to(memory_format=torch.channels_last)
     if backend == "compile":
-        # Inductor with frozen, prepacked weights: static shapes, so one graph per (size, batch),
-        # compiled on the first call — the engine's warm-up before readiness pays that cost.
-        import torch._inductor.config as inductor_config
-
-        inductor_config.freezing = True
-        inductor_config.cpp.weight_prepack = True
-        # Keep only the frozen, prepacked copies: without this a second copy of every weight
-        # stays resident (13.2 GB peak RSS measured at 512x512, 8.0 GB eager).
-        inductor_config.freezing_discard_parameters = True
+        _configure_inductor()
         pipe.unet = torch.compile(pipe.unet, dynamic=False)
-        # The VAE decoder is ~28 % of a 512x512 image's FLOPs, and its full-resolution
-        # GroupNorm/SiLU passes are memory-bound: inductor fuses them around oneDNN convs.
         pipe.vae.decoder = torch.compile(pipe.vae.decoder, dynamic=False)
         return pipe
     if backend == "ipex":
@@ -72,8 +62,24 @@ def prepare_pipeline(
     if backend == "int8":
         from inference_server.engine.int8 import int8_unet
 
+        _configure_inductor()
         pipe.unet = int8_unet(pipe, dtype, sizes, batches)
+        pipe.vae.decoder = torch.compile(pipe.vae.decoder, dynamic=False)
     return pipe
+
+
+def _configure_inductor() -> None:
+    """Inductor with frozen, prepacked weights: static shapes, so one graph per (size, batch),
+    compiled on the first call — the engine's warm-up before readiness pays that cost. The VAE
+    decoder is compiled too: ~28 % of a 512x512 image's FLOPs, and its full-resolution
+    GroupNorm/SiLU passes are memory-bound, which inductor fuses around the oneDNN convs."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    inductor_config.cpp.weight_prepack = True
+    # Not freezing_discard_parameters: it would halve weight memory, but every later graph
+    # (the next warmed batch size, a size first requested after start-up) must re-freeze from
+    # the original parameters, and fails once they are discarded.
 
 
 def _prepare_ipex(pipe, dtype: torch.dtype):

@@ -118,15 +118,11 @@ def _without_dtype_asserts(graph_module: torch.fx.GraphModule) -> torch.fx.Graph
 
 
 def int8_unet(pipe, compute_dtype: torch.dtype, sizes, batches) -> GraphUNet:
-    """Calibrate at the first size and the largest batch, quantize, serve through inductor.
+    """Calibrate at the first size and the largest batch, quantize, serve through inductor
+    (configured by the caller: freezing, prepacked weights, unfrozen copies discarded).
 
     The graph is exported with batch and latent size dynamic where possible (a batch of 1 is
     specialised by export), so the other warmed shapes reuse the same calibrated graph."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.freezing = True
-    inductor_config.cpp.weight_prepack = True
-    inductor_config.freezing_discard_parameters = True  # no fp32 copy beside the int8 weights
     calibration = record_unet_inputs(pipe, sizes[0], max(batches))
     unet = pipe.unet
     quantized = quantize_unet(unet, calibration)

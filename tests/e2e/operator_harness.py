@@ -196,12 +196,12 @@ def mutating_requests(
         if namespace and (event.get("objectRef") or {}).get("namespace") != namespace:
             continue
         stamp = event.get("requestReceivedTimestamp", "")
-        if _epoch(stamp) >= since:
+        if audit_epoch(stamp) >= since:
             out.append(event)
     return out
 
 
-def _epoch(stamp: str) -> float:
+def audit_epoch(stamp: str) -> float:
     from datetime import datetime
 
     try:

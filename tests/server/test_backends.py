@@ -49,7 +49,32 @@ def test_compile_backend_produces_image_of_requested_size():
     from inference_server.tiny_model import build_tiny_pipeline
 
     pipe = prepare_pipeline(build_tiny_pipeline().to(torch.bfloat16), "compile", torch.bfloat16)
-    with torch.no_grad():
-        image = pipe("a cat", num_inference_steps=1, guidance_scale=0.0, height=64, width=64)
-    assert image.images[0].size == (64, 64)
-    assert image.images[0].mode == "RGB"
+    with torch.no_grad():  # a second batch size compiles a second graph from the same weights
+        for batch in (1, 2):
+            images = pipe(["a cat"] * batch, num_inference_steps=1, guidance_scale=0.0,
+                          height=64, width=64).images  # fmt: skip
+            assert [(image.size, image.mode) for image in images] == [((64, 64), "RGB")] * batch
+
+
+def test_int8_engine_serves_every_warmed_batch_from_one_calibrated_graph(tiny_model_dir):
+    """The server path: load from disk, calibrate at the largest warmed batch, then batches 1
+    and 2 and a second size all come out of the int8 UNet (not an eager fallback)."""
+    from inference_server.engine.pipeline import BatchRequest, DiffusersEngine, EngineConfig
+    from inference_server.engine.unet_graph import GraphUNet
+
+    config = EngineConfig(
+        model_dir=tiny_model_dir,
+        backend="int8",
+        dtype="bf16",
+        threads=2,
+        warmup_sizes=((64, 64),),
+        warmup_batches=(1, 2),
+    )
+    engine = DiffusersEngine(config)
+    engine.load()
+    assert isinstance(engine.pipe.unet, GraphUNet)
+    for width, height, batch in ((64, 64, 2), (64, 64, 1), (96, 64, 1)):
+        request = BatchRequest(["a cat"] * batch, [""] * batch, list(range(batch)), width, height,
+                               2, 0.0)  # fmt: skip
+        images = engine.generate(request)
+        assert [image.size for image in images] == [(width, height)] * batch
