@@ -33,16 +33,22 @@ bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpo
     | tail -1 > "$OUT/$row.json"
 }
 
+# Interleaved pairs must fit in memory together (24 GiB here): IPEX ~10 GB + eager ~8 GB and
+# eager + compile ~21 GB fit; compile beside IPEX (~23 GB) and int8 (~19 GB peak while it
+# quantizes) beside anything do not, so those run alone, int8 saving its image for the PSNR
+# against eager's image of the same seed (written by the eager row).
 declare -A rows=(
-  [compare-ipex]="--repeat 5 --compare ipex@$IPEX compile"
-  [compare-eager]="--repeat 5 --compare eager compile"
-  [compare-int8]="--repeat 3 --compare compile int8"
-  [batch4-compile]="--batch 4 --repeat 2 --backend compile"
+  [compare-ipex]="--repeat 5 --compare ipex@$IPEX eager"
+  [compare-compile]="--repeat 5 --compare eager compile"
+  [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
+  [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/eager.png"
   [batch4-eager]="--batch 4 --repeat 2 --backend eager"
+  [batch4-compile]="--batch 4 --repeat 2 --backend compile"
   [1024-eager]="--height 1024 --width 1024 --repeat 2 --backend eager"
   [1024-compile]="--height 1024 --width 1024 --repeat 2 --backend compile"
 )
-order=(compare-ipex compare-eager compare-int8 batch4-compile batch4-eager 1024-eager 1024-compile startup)
+order=(compare-ipex compare-compile eager int8 startup batch4-eager batch4-compile 1024-eager
+  1024-compile)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then

@@ -47,7 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="time two configs interleaved: BACKEND or BACKEND@/path/to/other/venv/bin/python",
     )
     parser.add_argument("--save-model", metavar="DIR", help="write the pipeline to DIR and exit")
-    parser.add_argument("--image-out", type=Path, help=argparse.SUPPRESS)  # worker use
+    parser.add_argument("--image-out", type=Path, help="save the first timed call's first image")
+    parser.add_argument(
+        "--reference-image",
+        type=Path,
+        help="report the PSNR of --image-out against this PNG (same seed, another backend)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.batch < 1 or args.step < 1:
         parser.error("--repeat, --batch and --step must be ≥ 1")
@@ -73,7 +78,12 @@ def run_single(args: argparse.Namespace) -> dict:
     from inference_server.bench.runner import BenchSession
 
     session = BenchSession(args)
-    latencies = [session.warmup_s] + [session.timed_call()[0] for _ in range(args.repeat)]
+    latencies = [session.warmup_s]
+    for _ in range(args.repeat):
+        seconds, images = session.timed_call()
+        if args.image_out and len(latencies) == 1:
+            images[0].save(args.image_out)
+        latencies.append(seconds)
     mean = statistics.fmean(latencies[1:])
     result = {
         **session.describe(),
@@ -86,6 +96,10 @@ def run_single(args: argparse.Namespace) -> dict:
         "prepare_s": session.prepare_s,
         "peak_rss_gb": peak_rss_gb(),
     }
+    if args.image_out and args.reference_image:
+        from inference_server.bench.compare import psnr
+
+        result["psnr_db_vs_reference"] = psnr(args.reference_image, args.image_out)
     if session.flops:
         result["flops_per_image"] = session.flops
         result["tflops"] = session.flops["total"] / result["s_per_image"] / 1e12

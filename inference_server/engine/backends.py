@@ -58,7 +58,7 @@ def prepare_pipeline(
         pipe.vae.decoder = torch.compile(pipe.vae.decoder, dynamic=False)
         return pipe
     if backend == "ipex":
-        return _prepare_ipex(pipe, dtype)
+        return _prepare_ipex(pipe, dtype, sizes, batches)
     if backend == "int8":
         from inference_server.engine.int8 import int8_unet
 
@@ -82,8 +82,12 @@ def _configure_inductor() -> None:
     # the original parameters, and fails once they are discarded.
 
 
-def _prepare_ipex(pipe, dtype: torch.dtype):
-    """The tutorial's recipe; IPEX needs its own env (torch 2.8, transformers < 5)."""
+def _prepare_ipex(pipe, dtype: torch.dtype, sizes, batches):
+    """The tutorial's recipe: ``ipex.optimize``, then a TorchScript trace under autocast and
+    ``torch.jit.freeze``, one graph per warmed (size, batch), all built at start-up (as the
+    tutorial's server did). The eager UNet is then released — frozen graphs hold their own
+    weights, and keeping both needed ~16 GB at 512x512 — so unwarmed shapes are refused.
+    IPEX needs its own env (torch 2.8, transformers < 5): ``bash hack/ipex-venv.sh``."""
     try:
         import intel_extension_for_pytorch as ipex  # type: ignore[import-not-found]
     except Exception as error:  # ImportError, or its NameError beside transformers 5
@@ -92,26 +96,38 @@ def _prepare_ipex(pipe, dtype: torch.dtype):
             f"({type(error).__name__}: {error}); it needs torch 2.8, transformers 4.55, "
             "diffusers <= 0.35 in its own environment"
         ) from error
-    from inference_server.engine.unet_graph import GraphUNet, UNetCore
+    from inference_server.engine.unet_graph import (
+        GraphUNet,
+        UNetCore,
+        record_unet_inputs,
+        shape_key,
+    )
 
+    examples = {}
+    for size in sizes:
+        for batch in batches:
+            for args in record_unet_inputs(pipe, size, batch, steps=1):
+                examples.setdefault(shape_key(args), args)
     unet = ipex.optimize(pipe.unet.eval(), dtype=dtype, inplace=True)
     pipe.vae = ipex.optimize(pipe.vae.eval(), dtype=dtype, inplace=True)
     core = UNetCore(unet).eval()  # eval before freeze, or freeze refuses the module
     autocast = dtype != torch.float32
-
-    def trace(example: tuple):
-        """The tutorial's recipe: TorchScript trace under autocast, then freeze (per shape)."""
-        with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=autocast):
+    graphs = {}
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=autocast):
+        for key, example in examples.items():
             graph = torch.jit.freeze(torch.jit.trace(core, example, check_trace=False))
 
-        def run(*args):
-            with (
-                torch.no_grad(),
-                torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32),
-            ):
-                return graph(*args)
+            def run(*args, graph=graph):
+                with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=autocast):
+                    return graph(*args)
 
-        return run
+            graphs[key] = run
 
-    pipe.unet = GraphUNet(unet, trace, dtype)
+    def refuse(example: tuple):
+        raise ValueError(
+            "backend 'ipex' traced the UNet only for the warmed sizes and batches; "
+            f"add this one to --warmup-sizes / --max-batch (inputs {shape_key(example)})"
+        )
+
+    pipe.unet = GraphUNet(unet, refuse, dtype, graphs)
     return pipe

@@ -14,64 +14,9 @@ import logging
 
 import torch
 
-from inference_server.engine.unet_graph import GraphUNet, UNetCore, core_arguments
+from inference_server.engine.unet_graph import GraphUNet, UNetCore, record_unet_inputs
 
 log = logging.getLogger(__name__)
-
-CALIBRATION_PROMPTS = (
-    "A panda listening to music with headphones.",
-    "a photo of a red sports car on a mountain road at sunset",
-)
-
-
-class InputRecorder(torch.nn.Module):
-    """Stands in for ``pipe.unet`` while calibration images are made; keeps every call's inputs."""
-
-    def __init__(self, unet: torch.nn.Module) -> None:
-        super().__init__()
-        self.unet = unet
-        self.config = unet.config
-        self.add_embedding = unet.add_embedding
-        self.calls: list[tuple] = []
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    def forward(self, sample, timestep, encoder_hidden_states, added_cond_kwargs=None, **kwargs):
-        args = core_arguments(sample, timestep, encoder_hidden_states, added_cond_kwargs)
-        self.calls.append(tuple(arg.detach().clone() for arg in args))
-        return self.unet(
-            sample, timestep, encoder_hidden_states, added_cond_kwargs=added_cond_kwargs, **kwargs
-        )
-
-
-def record_unet_inputs(pipe, size: tuple[int, int], batch: int, steps: int = 4) -> list[tuple]:
-    """Make calibration images (every calibration prompt at least once, ``batch`` per call)
-    and return the UNet inputs of every step."""
-    prompts = list(CALIBRATION_PROMPTS)
-    while len(prompts) % batch:
-        prompts.append(CALIBRATION_PROMPTS[len(prompts) % len(CALIBRATION_PROMPTS)])
-    recorder = InputRecorder(pipe.unet)
-    pipe.unet = recorder
-    try:
-        with torch.inference_mode():
-            for first in range(0, len(prompts), batch):
-                pipe(
-                    prompt=prompts[first : first + batch],
-                    num_inference_steps=steps,
-                    guidance_scale=0.0,
-                    width=size[0],
-                    height=size[1],
-                    generator=torch.Generator().manual_seed(0),
-                )
-    finally:
-        pipe.unet = recorder.unet
-    return recorder.calls
 
 
 def _dynamic_shapes():

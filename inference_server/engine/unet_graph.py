@@ -40,20 +40,86 @@ def core_arguments(sample, timestep, encoder_hidden_states, added_cond_kwargs) -
     )
 
 
+CALIBRATION_PROMPTS = (
+    "A panda listening to music with headphones.",
+    "a photo of a red sports car on a mountain road at sunset",
+)
+
+
+class InputRecorder(torch.nn.Module):
+    """Stands in for ``pipe.unet`` while calibration images are made; keeps every call's inputs."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+        self.config = unet.config
+        self.add_embedding = unet.add_embedding
+        self.calls: list[tuple] = []
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    def forward(self, sample, timestep, encoder_hidden_states, added_cond_kwargs=None, **kwargs):
+        args = core_arguments(sample, timestep, encoder_hidden_states, added_cond_kwargs)
+        self.calls.append(tuple(arg.detach().clone() for arg in args))
+        return self.unet(
+            sample, timestep, encoder_hidden_states, added_cond_kwargs=added_cond_kwargs, **kwargs
+        )
+
+
+def record_unet_inputs(pipe, size: tuple[int, int], batch: int, steps: int = 4) -> list[tuple]:
+    """Make calibration images (every calibration prompt at least once, ``batch`` per call)
+    and return the UNet inputs of every step."""
+    prompts = list(CALIBRATION_PROMPTS)
+    while len(prompts) % batch:
+        prompts.append(CALIBRATION_PROMPTS[len(prompts) % len(CALIBRATION_PROMPTS)])
+    recorder = InputRecorder(pipe.unet)
+    pipe.unet = recorder
+    try:
+        with torch.inference_mode():
+            for first in range(0, len(prompts), batch):
+                pipe(
+                    prompt=prompts[first : first + batch],
+                    num_inference_steps=steps,
+                    guidance_scale=0.0,
+                    width=size[0],
+                    height=size[1],
+                    generator=torch.Generator().manual_seed(0),
+                )
+    finally:
+        pipe.unet = recorder.unet
+    return recorder.calls
+
+
 # A builder turns example core arguments into a callable graph for exactly those shapes.
 GraphBuilder = Callable[[tuple], Callable[..., torch.Tensor]]
+
+
+def shape_key(args: tuple) -> tuple:
+    return tuple(tuple(arg.shape) for arg in args)
 
 
 class GraphUNet(torch.nn.Module):
     """Drop-in ``pipe.unet``: builds and caches one graph per input shape via ``build``."""
 
-    def __init__(self, unet: torch.nn.Module, build: GraphBuilder, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        build: GraphBuilder,
+        dtype: torch.dtype,
+        graphs: dict[tuple, Callable[..., torch.Tensor]] | None = None,
+    ) -> None:
         super().__init__()
         self.config = unet.config
         self.add_embedding = unet.add_embedding  # read by the pipeline's add_time_ids check
         self._dtype = dtype
         self._build = build
-        self._graphs: dict[tuple, Callable[..., torch.Tensor]] = {}
+        self._graphs = dict(graphs or {})
 
     @property
     def dtype(self) -> torch.dtype:
@@ -76,7 +142,7 @@ class GraphUNet(torch.nn.Module):
         if timestep_cond is not None or cross_attention_kwargs:
             raise ValueError("this UNet graph serves plain SDXL calls only")
         args = core_arguments(sample, timestep, encoder_hidden_states, added_cond_kwargs)
-        key = tuple(tuple(arg.shape) for arg in args)
+        key = shape_key(args)
         graph = self._graphs.get(key)
         if graph is None:
             graph = self._graphs[key] = self._build(args)
