@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="time two configs interleaved: BACKEND or BACKEND@/path/to/other/venv/bin/python",
     )
     parser.add_argument("--save-model", metavar="DIR", help="write the pipeline to DIR and exit")
+    parser.add_argument(
+        "--profile", action="store_true", help="add a torch.profiler breakdown of one call"
+    )
     parser.add_argument("--image-out", type=Path, help="save the first timed call's first image")
     parser.add_argument(
         "--reference-image",
@@ -96,6 +99,11 @@ def run_single(args: argparse.Namespace) -> dict:
         "prepare_s": session.prepare_s,
         "peak_rss_gb": peak_rss_gb(),
     }
+    if args.profile:
+        from inference_server.bench.profile import profile_call
+        from inference_server.bench.runner import call
+
+        result["profile"] = profile_call(lambda: call(session.pipe, args))
     if args.image_out and args.reference_image:
         from inference_server.bench.compare import psnr
 

@@ -64,7 +64,7 @@ def _without_dtype_asserts(graph_module: torch.fx.GraphModule) -> torch.fx.Graph
 
 def int8_unet(pipe, compute_dtype: torch.dtype, sizes, batches) -> GraphUNet:
     """Calibrate at the first size and the largest batch, quantize, serve through inductor
-    (configured by the caller: freezing, prepacked weights, unfrozen copies discarded).
+    (configured by the caller: freezing, prepacked weights).
 
     The graph is exported with batch and latent size dynamic where possible (a batch of 1 is
     specialised by export), so the other warmed shapes reuse the same calibrated graph."""

@@ -26,7 +26,7 @@ def test_ipex_without_the_extension_fails_with_a_clear_reason():
 
 def test_bench_cli_runs_on_tiny_model_dir_and_prints_parseable_figures(tiny_model_dir):
     command = [sys.executable, "-m", "inference_server.bench.cli", "--model", str(tiny_model_dir)]
-    command += ["--repeat", "2", "--height", "64", "--width", "64", "--json", "--bf16"]
+    command += ["--repeat", "2", "--height", "64", "--width", "64", "--json", "--bf16", "--profile"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     result = report["result"]
@@ -36,6 +36,9 @@ def test_bench_cli_runs_on_tiny_model_dir_and_prints_parseable_figures(tiny_mode
     assert result["flops_per_image"]["unet_all_steps"] > 0
     assert report["bf16_matmul_peak_tflops"] > 0 and result["pct_of_bf16_peak"] > 0
     assert report["cpu"]["model"] and report["int8_matmul_peak_tops"] > 0
+    shares = result["profile"]["share_by_kind"]
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["matmul/conv/attention"] > 0
+    assert result["profile"]["top_ops"][0]["self_s"] > 0
 
 
 def test_bench_cli_rejects_zero_repeat():
