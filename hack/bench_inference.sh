@@ -46,15 +46,20 @@ declare -A rows=(
   [batch4-compile]="--batch 4 --repeat 2 --backend compile"
   [1024-eager]="--height 1024 --width 1024 --repeat 2 --backend eager"
   [1024-compile]="--height 1024 --width 1024 --repeat 2 --backend compile"
+  [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
+  [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
 order=(compare-ipex compare-compile eager int8 startup batch4-eager batch4-compile 1024-eager
-  1024-compile)
+  1024-compile profile-eager profile-compile)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then
+    # compile at --max-batch 1: every warmed (size, batch) graph freezes its own copy of the
+    # weights, and batches 1..4 ran out of 24 GiB (the server was OOM-killed).
     for backend in eager compile; do
-      echo ">> [startup-$backend] python -m inference_server.bench.startup --backend $backend" >&2
-      "$V/bin/python" -m inference_server.bench.startup --model-dir "$MODEL" \
+      echo ">> [startup-$backend] T2I_MAX_BATCH=1 python -m inference_server.bench.startup" \
+        "--backend $backend" >&2
+      T2I_MAX_BATCH=1 "$V/bin/python" -m inference_server.bench.startup --model-dir "$MODEL" \
         --backend "$backend" --runs 2 | tail -1 > "$OUT/startup-$backend.json"
     done
   else
