@@ -9,6 +9,8 @@ so the parent can compare outputs of the same seed (PSNR). Logs go to stderr.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import sys
 
@@ -21,9 +23,18 @@ def emit(event: str, **fields) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
+def release_free_memory() -> None:
+    """Return the heap freed by preparation (tracing, freezing) to the OS, so the two workers
+    of a comparison fit in memory together (glibc keeps it otherwise: an IPEX worker held
+    18.8 GB after tracing and was OOM-killed beside an eager one)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     session = BenchSession(args)
+    release_free_memory()
     emit(
         "ready",
         **session.describe(),
