@@ -58,6 +58,8 @@ def test_default_values_render_deployment_and_service_only():
         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
     }
     pod = dep["spec"]["template"]["spec"]
+    # No API token, and no service-link variables (a Service "t2i" would inject T2I_PORT).
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
     assert dep["spec"]["template"]["metadata"]["labels"] == LABELS
     assert dep["spec"]["selector"]["matchLabels"].items() <= LABELS.items()
     c = container(kinds)

@@ -142,6 +142,9 @@ def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
     pod: dict[str, Any] = {
         # The server never talks to the Kubernetes API.
         "automountServiceAccountToken": False,
+        # Service links would inject <SERVICE>_PORT=tcp://... variables; for a Service named
+        # "t2i" that is T2I_PORT, which the server reads as its --port and refuses to start.
+        "enableServiceLinks": False,
         "containers": [render_container(spec, owner)],
         "volumes": volumes,
     }
