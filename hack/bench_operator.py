@@ -10,7 +10,6 @@ also on error. Readiness is observed with a watch on the custom resources, never
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from tests.e2e.operator_harness import (  # noqa: E402
     Kubectl,
     OperatorProcess,
-    audit_epoch,
+    audit_events,
     install_crd_and_rbac,
     mutating_requests,
     operator_kubeconfig,
@@ -136,18 +135,11 @@ def process_cpu(pids: dict[str, int]) -> dict[str, float]:
 def requests_by_user(audit: Path, since: float, users: tuple[str, ...]) -> dict[str, dict]:
     """Completed API requests per user and verb after `since` (from the audit log)."""
     counts: dict[str, dict] = {}
-    for line in audit.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for event in audit_events(audit, since):
         user = (event.get("user") or {}).get("username", "")
-        if event.get("stage") != "ResponseComplete" or not user.startswith(users):
-            continue
-        if audit_epoch(event.get("requestReceivedTimestamp", "")) < since:
-            continue
-        verbs = counts.setdefault(user, {})
-        verbs[event["verb"]] = verbs.get(event["verb"], 0) + 1
+        if user.startswith(users):
+            verbs = counts.setdefault(user, {})
+            verbs[event["verb"]] = verbs.get(event["verb"], 0) + 1
     return counts
 
 

@@ -67,6 +67,18 @@ def sdxl_turbo_scheduler():
     )
 
 
+def clip_tokenizers() -> tuple:
+    """The two SDXL tokenizers (CLIP-L and bigG use the same BPE) on the hand-made vocab."""
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab_file, merges_file = _write_clip_vocab(Path(scratch))
+        return tuple(
+            CLIPTokenizer(str(vocab_file), str(merges_file), unk_token="<unk>", model_max_length=77)
+            for _ in range(2)
+        )
+
+
 def build_tiny_pipeline(seed: int = 0):
     """Build a StableDiffusionXLPipeline with SDXL's structure and tiny random weights."""
     from diffusers import (
@@ -78,18 +90,10 @@ def build_tiny_pipeline(seed: int = 0):
         CLIPTextConfig,
         CLIPTextModel,
         CLIPTextModelWithProjection,
-        CLIPTokenizer,
     )
 
     torch.manual_seed(seed)
-    with tempfile.TemporaryDirectory() as scratch:
-        vocab_file, merges_file = _write_clip_vocab(Path(scratch))
-        tokenizer = CLIPTokenizer(
-            str(vocab_file), str(merges_file), unk_token="<unk>", model_max_length=77
-        )
-        tokenizer_2 = CLIPTokenizer(
-            str(vocab_file), str(merges_file), unk_token="<unk>", model_max_length=77
-        )
+    tokenizer, tokenizer_2 = clip_tokenizers()
     text_config = {
         "hidden_size": 32,
         "intermediate_size": 37,

@@ -5,9 +5,6 @@ Compute cost does not depend on weight values, so this is an honest stand-in for
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import torch
 
 
@@ -31,17 +28,11 @@ def _build(dtype: torch.dtype):
         CLIPTextConfig,
         CLIPTextModel,
         CLIPTextModelWithProjection,
-        CLIPTokenizer,
     )
 
-    from inference_server.tiny_model import _write_clip_vocab, sdxl_turbo_scheduler
+    from inference_server.tiny_model import clip_tokenizers, sdxl_turbo_scheduler
 
-    with tempfile.TemporaryDirectory() as scratch:
-        vocab, merges = _write_clip_vocab(Path(scratch))
-        tokenizers = [
-            CLIPTokenizer(str(vocab), str(merges), unk_token="<unk>", model_max_length=77)
-            for _ in range(2)
-        ]
+    tokenizers = clip_tokenizers()
     common = {"vocab_size": 49408, "max_position_embeddings": 77, "hidden_act": "quick_gelu"}
     text_encoder = CLIPTextModel(
         CLIPTextConfig(

@@ -73,11 +73,9 @@ def int8_unet(pipe, compute_dtype: torch.dtype, sizes, batches) -> GraphUNet:
     quantized = quantize_unet(unet, calibration)
     compiled = torch.compile(quantized, dynamic=False)
 
-    def build(example: tuple):
-        def run(*args):
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                return compiled(*(arg.float() for arg in args))
+    def run(*args):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return compiled(*(arg.float() for arg in args))
 
-        return run
-
-    return GraphUNet(unet, build, compute_dtype)
+    # One calibrated graph serves every shape; torch.compile specialises it per shape itself.
+    return GraphUNet(unet, lambda example: run, compute_dtype)

@@ -37,7 +37,7 @@ def reconcile_service(
     try:
         outcome = reconcile.reconcile(memo.kube, namespace, name)
     except ApiException as e:
-        if _going_away(e):
+        if reconcile.going_away(e):
             return
         raise
     if outcome is None:
@@ -55,7 +55,7 @@ def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     try:
         reconcile.reconcile(memo.kube, namespace, name)
     except ApiException as e:
-        if not _going_away(e):
+        if not reconcile.going_away(e):
             raise
 
 
@@ -64,13 +64,6 @@ def _owner_name(body: kopf.Body) -> str | None:
         if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{API_GROUP}/"):
             return ref.get("name")
     return None
-
-
-def _going_away(error: ApiException) -> bool:
-    """The CR vanished mid-pass, or its namespace is being deleted: nothing left to do."""
-    return error.status == 404 or (
-        error.status == 403 and "NamespaceTerminating" in (error.body or "")
-    )
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
@@ -84,7 +77,7 @@ def child_changed(
         try:
             reconcile.child_changed(memo.kube, namespace, owner, child)
         except ApiException as e:
-            if not _going_away(e):
+            if not reconcile.going_away(e):
                 raise
 
 
@@ -95,7 +88,7 @@ def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> N
         try:
             reconcile.observe(memo.kube, namespace, owner)
         except ApiException as e:
-            if not _going_away(e):
+            if not reconcile.going_away(e):
                 raise
 
 

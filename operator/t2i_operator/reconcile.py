@@ -94,16 +94,24 @@ def read_inputs(
     return None, None
 
 
+def going_away(error: ApiException) -> bool:
+    """The CR vanished mid-pass, or its namespace is being deleted: nothing left to do."""
+    return error.status == 404 or (
+        error.status == 403 and "NamespaceTerminating" in (error.body or "")
+    )
+
+
 def apply_problem(error: ApiException) -> Problem | None:
     """What a failed apply means for the user, or None for errors kopf should just retry.
 
     Invalid children (400/409/422) → ApplyRejected. Refusals by the cluster that the user can
     act on — a ResourceQuota (403 Forbidden), a full Service IP range or a failing webhook
     (5xx) — → ApplyFailed, shown in status and Events, not only in the operator's log."""
+    if going_away(error):
+        return None
     if error.status in (400, 409, 422):
         return Problem("ApplyRejected", _api_message(error))
-    terminating = "NamespaceTerminating" in (error.body or "")
-    if (error.status == 403 and not terminating) or (error.status or 0) >= 500:
+    if error.status == 403 or (error.status or 0) >= 500:
         return Problem("ApplyFailed", _api_message(error))
     return None
 

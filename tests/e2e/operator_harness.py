@@ -176,32 +176,38 @@ def operator_kubeconfig(kubectl: Kubectl, path: Path) -> Path:
     return path
 
 
-def mutating_requests(
-    audit_log: Path, since: float, user: str = SA_USER, namespace: str | None = None
-) -> list[dict]:
-    """Mutating API requests by `user` logged after `since` (epoch seconds), optionally only
-    those on objects in `namespace` (other tests' namespaces may still be tearing down)."""
-    out = []
+def audit_events(audit_log: Path, since: float) -> list[dict]:
+    """Completed API requests in the apiserver's audit log received after `since` (epoch s)."""
+    events = []
     if not audit_log.exists():
-        return out
+        return events
     for line in audit_log.read_text(errors="replace").splitlines():
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if event.get("stage") != "ResponseComplete" or event.get("verb") not in MUTATING_VERBS:
+        if event.get("stage") != "ResponseComplete":
             continue
-        if (event.get("user") or {}).get("username") != user:
-            continue
-        if namespace and (event.get("objectRef") or {}).get("namespace") != namespace:
-            continue
-        stamp = event.get("requestReceivedTimestamp", "")
-        if audit_epoch(stamp) >= since:
-            out.append(event)
-    return out
+        if _audit_epoch(event.get("requestReceivedTimestamp", "")) >= since:
+            events.append(event)
+    return events
 
 
-def audit_epoch(stamp: str) -> float:
+def mutating_requests(
+    audit_log: Path, since: float, user: str = SA_USER, namespace: str | None = None
+) -> list[dict]:
+    """Mutating API requests by `user` logged after `since` (epoch seconds), optionally only
+    those on objects in `namespace` (other tests' namespaces may still be tearing down)."""
+    return [
+        event
+        for event in audit_events(audit_log, since)
+        if event.get("verb") in MUTATING_VERBS
+        and (event.get("user") or {}).get("username") == user
+        and (not namespace or (event.get("objectRef") or {}).get("namespace") == namespace)
+    ]
+
+
+def _audit_epoch(stamp: str) -> float:
     from datetime import datetime
 
     try:

@@ -24,11 +24,21 @@ def test_ipex_without_the_extension_fails_with_a_clear_reason():
         prepare_pipeline(build_tiny_pipeline(), "ipex", torch.float32)
 
 
+def run_bench(*args: str, timeout: float = 600) -> dict:
+    """Run t2i-bench to completion and return its JSON report."""
+    command = [sys.executable, "-m", "inference_server.bench.cli", *args, "--json"]
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=cli_env(), check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_bench_cli_runs_on_tiny_model_dir_and_prints_parseable_figures(tiny_model_dir):
-    command = [sys.executable, "-m", "inference_server.bench.cli", "--model", str(tiny_model_dir)]
-    command += ["--repeat", "2", "--height", "64", "--width", "64", "--json", "--bf16", "--profile"]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_bench(
+        "--model", str(tiny_model_dir), "--repeat", "2", "--height", "64", "--width", "64",
+        "--bf16", "--profile", timeout=120,
+    )  # fmt: skip
     result = report["result"]
     assert len(result["latencies_s"]) == 3
     assert result["images_per_s"] == pytest.approx(1 / result["s_per_image"])
@@ -45,16 +55,6 @@ def test_bench_cli_rejects_zero_repeat():
     command = [sys.executable, "-m", "inference_server.bench.cli", "--repeat", "0"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--repeat" in out.stderr
-
-
-def run_bench(*args: str, python: str = sys.executable) -> dict:
-    """Run t2i-bench to completion and return its JSON report."""
-    command = [python, "-m", "inference_server.bench.cli", *args, "--json"]
-    out = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env=cli_env(), check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_bench_compare_interleaves_two_workers_and_reports_ratio_and_psnr(tiny_model_dir):
