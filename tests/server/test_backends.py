@@ -105,3 +105,32 @@ def test_loaded_weights_live_in_process_memory_not_in_the_mmapped_checkpoint(tin
     inside = [t.shape for t in tensors
               if any(lo <= t.untyped_storage().data_ptr() < hi for lo, hi in maps)]  # fmt: skip
     assert inside == []
+
+
+def mapping_rss_kib(path: Path) -> int:
+    """Resident size of this process's mapping of ``path`` (/proc/self/smaps), in KiB."""
+    lines = Path("/proc/self/smaps").read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        if line.endswith(str(path)):
+            rss = next(row for row in lines[index + 1 :] if row.startswith("Rss:"))
+            return int(rss.split()[1])
+    raise AssertionError(f"{path} is not mapped")
+
+
+def test_copied_weights_leave_their_checkpoint_pages_out_of_rss_without_changing_them(tmp_path):
+    """The copy-out must not count a component twice (the 12 GB peak), nor corrupt the file."""
+    from inference_server.engine.loader import drop_mapped_pages, mapped_file_ranges
+
+    checkpoint = tmp_path / "weights.safetensors"
+    content = torch.randint(0, 256, (8 << 20,), dtype=torch.uint8)
+    checkpoint.write_bytes(content.numpy().tobytes())
+    mapped = torch.from_file(str(checkpoint), shared=False, size=content.numel(), dtype=torch.uint8)
+    assert torch.equal(mapped, content)  # every page touched: resident
+    resident = mapping_rss_kib(checkpoint)
+    assert resident >= 8 << 10
+
+    drop_mapped_pages(mapped, mapped_file_ranges(".bin"))  # not a checkpoint mapping: kept
+    assert mapping_rss_kib(checkpoint) == resident
+    drop_mapped_pages(mapped, mapped_file_ranges(".safetensors"))
+    assert mapping_rss_kib(checkpoint) < resident // 8
+    assert torch.equal(mapped, content)  # re-read from the file on the next touch
