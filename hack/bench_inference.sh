@@ -14,6 +14,8 @@ cd "$root"
 cache=${T2I_CACHE:-$HOME/.cache/t2i-operator}
 V=$(bash hack/venv.sh)
 IPEX=$(bash hack/ipex-venv.sh)
+# jemalloc/tcmalloc for the allocator rows (Debian packages unpacked into the cache)
+ALLOC=$(bash hack/allocators.sh || echo /allocators-unavailable)
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 OUT=${OUT:-$root/.bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 MODEL=$cache/sdxl-turbo-synthetic-v1
@@ -26,41 +28,54 @@ if [ ! -f "$MODEL/.complete" ]; then
 fi
 lscpu | grep -E 'Model name|^CPU\(s\)' | tee "$OUT/cpu.txt"
 
+TC=$ALLOC/libtcmalloc_minimal.so.4
 bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpoint
+  # Single rows run with tcmalloc preloaded, as the server image does; --compare rows name
+  # each side's allocator themselves (BACKEND+LIB).
   local row=$1; shift
+  local preload=$TC
+  [[ " $* " == *" --compare "* ]] && preload=${LD_PRELOAD:-}
   echo ">> [$row] t2i-bench --model \$MODEL --bf16 $*" >&2
-  "$V/bin/python" -m inference_server.bench.cli --model "$MODEL" --bf16 --json "$@" \
-    | tail -1 > "$OUT/$row.json"
+  LD_PRELOAD=$preload "$V/bin/python" -m inference_server.bench.cli --model "$MODEL" --bf16 \
+    --json "$@" | tail -1 > "$OUT/$row.json"
 }
 
-# Interleaved pairs must fit in memory together (24 GiB here): IPEX ~10 GB + eager ~8 GB and
+# Interleaved pairs must fit in memory together (24 GiB here): IPEX ~12 GB + packed ~8 GB and
 # eager + compile ~21 GB fit; compile beside IPEX (~23 GB) and int8 (~19 GB peak while it
 # quantizes) beside anything do not, so those run alone, int8 saving its image for the PSNR
 # against eager's image of the same seed (written by the eager row).
 declare -A rows=(
-  [compare-ipex]="--repeat 5 --compare ipex@$IPEX eager"
-  [compare-compile]="--repeat 5 --compare eager compile"
+  [compare-ipex]="--repeat 5 --compare ipex@$IPEX packed+$TC"
+  [compare-packed]="--repeat 5 --compare eager+$TC packed+$TC"
+  [compare-compile]="--repeat 5 --compare eager+$TC compile+$TC"
+  [compare-tcmalloc]="--repeat 5 --compare eager eager+$TC"
+  [compare-jemalloc]="--repeat 5 --compare eager eager+$ALLOC/libjemalloc.so.2"
+  [packed]="--repeat 3 --backend packed --image-out $OUT/packed.png"
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
   [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/eager.png"
+  [batch4-packed]="--batch 4 --repeat 2 --backend packed"
   [batch4-eager]="--batch 4 --repeat 2 --backend eager"
   [batch4-compile]="--batch 4 --repeat 2 --backend compile"
+  [1024-packed]="--height 1024 --width 1024 --repeat 2 --backend packed"
   [1024-eager]="--height 1024 --width 1024 --repeat 2 --backend eager"
   [1024-compile]="--height 1024 --width 1024 --repeat 2 --backend compile"
+  [profile-packed]="--repeat 1 --backend packed --no-flops --profile"
   [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
-order=(compare-ipex compare-compile eager int8 startup batch4-eager batch4-compile 1024-eager
-  1024-compile profile-eager profile-compile)
+order=(compare-ipex compare-packed compare-compile compare-tcmalloc compare-jemalloc packed eager
+  int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
+  profile-packed profile-eager profile-compile)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then
     # compile at --max-batch 1: every warmed (size, batch) graph freezes its own copy of the
     # weights, and batches 1..4 ran out of 24 GiB (the server was OOM-killed).
-    for backend in eager compile; do
+    for backend in packed eager compile; do
       echo ">> [startup-$backend] T2I_MAX_BATCH=1 python -m inference_server.bench.startup" \
-        "--backend $backend" >&2
-      T2I_MAX_BATCH=1 "$V/bin/python" -m inference_server.bench.startup --model-dir "$MODEL" \
-        --backend "$backend" --runs 2 | tail -1 > "$OUT/startup-$backend.json"
+        "--backend $backend (tcmalloc preloaded)" >&2
+      T2I_MAX_BATCH=1 LD_PRELOAD=$TC "$V/bin/python" -m inference_server.bench.startup \
+        --model-dir "$MODEL" --backend "$backend" --runs 2 | tail -1 > "$OUT/startup-$backend.json"
     done
   else
     # shellcheck disable=SC2086  # the row's flags are meant to split

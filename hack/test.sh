@@ -13,6 +13,8 @@ export PYTHONPATH="$root/operator:$root${PYTHONPATH:+:$PYTHONPATH}"
 bash hack/lint.sh
 # The tutorial's IPEX recipe runs in its own cached venv (torch 2.8); one test drives it.
 export T2I_IPEX_PYTHON=${T2I_IPEX_PYTHON:-$(bash hack/ipex-venv.sh)}
+# jemalloc/tcmalloc (Debian packages, cached); one test preloads one into a bench worker.
+export T2I_ALLOCATORS=${T2I_ALLOCATORS:-$(bash hack/allocators.sh)}
 if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
   bash hack/cluster/build.sh   # cached: a no-op when the binaries for these versions exist
 fi

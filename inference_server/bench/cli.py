@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--compare",
         nargs=2,
         metavar=("A", "B"),
-        help="time two configs interleaved: BACKEND or BACKEND@/path/to/other/venv/bin/python",
+        help="time two configs interleaved: BACKEND[+LIB|+NAME=VALUE ...][@PYTHON]; LIB is "
+        "LD_PRELOADed, NAME=VALUE set in the environment, PYTHON another venv's interpreter",
     )
     parser.add_argument("--save-model", metavar="DIR", help="write the pipeline to DIR and exit")
     parser.add_argument(
@@ -60,8 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeat < 1 or args.batch < 1 or args.step < 1:
         parser.error("--repeat, --batch and --step must be ≥ 1")
     for spec in args.compare or ():
-        if spec.partition("@")[0] not in BACKENDS:
+        backend, *extras = spec.partition("@")[0].split("+")
+        if backend not in BACKENDS:
             parser.error(f"--compare: unknown backend in {spec!r}; one of {', '.join(BACKENDS)}")
+        for extra in extras:
+            if "=" not in extra and not Path(extra).is_file():
+                parser.error(f"--compare: no library {extra!r} to preload in {spec!r}")
     if args.height % 8 or args.width % 8:
         parser.error("--height and --width must be multiples of 8")
     return args

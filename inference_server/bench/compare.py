@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -29,13 +30,18 @@ class WorkerFailed(RuntimeError):
     """A worker exited or reported an error; its own stderr (inherited) says why."""
 
 
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
 @dataclass
 class Side:
-    """One configuration: a backend and the interpreter that runs it."""
+    """One configuration: a backend, its process environment and the interpreter that runs it."""
 
     label: str
     backend: str
     python: str
+    preload: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     ready: dict = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
     done: dict = field(default_factory=dict)
@@ -43,14 +49,26 @@ class Side:
 
     @classmethod
     def parse(cls, spec: str) -> Side:
-        """``BACKEND`` or ``BACKEND@PYTHON`` (an interpreter of another venv); t2i-bench's
-        argument parser has already checked the backend name."""
-        backend, _, python = spec.partition("@")
+        """``BACKEND[+EXTRA...][@PYTHON]``: each EXTRA is ``NAME=VALUE`` (set in the worker's
+        environment, e.g. glibc malloc tunables) or a library LD_PRELOADed into it (jemalloc,
+        tcmalloc); PYTHON is an interpreter of another venv. t2i-bench's argument parser has
+        already checked the backend name and that each library exists."""
+        configured, _, python = spec.partition("@")
+        backend, *extras = configured.split("+")
+        env = dict(extra.split("=", 1) for extra in extras if ENV_ASSIGNMENT.match(extra))
+        preload = [extra for extra in extras if not ENV_ASSIGNMENT.match(extra)]
+        label = "+".join([backend, *(Path(lib).name for lib in preload), *env_labels(env)])
         return cls(
-            label=spec if not python else f"{backend}@{Path(python).parent.parent.name}",
+            label=label + (f"@{Path(python).parent.parent.name}" if python else ""),
             backend=backend,
             python=python or sys.executable,
+            preload=preload,
+            env=env,
         )
+
+
+def env_labels(env: dict[str, str]) -> list[str]:
+    return [f"{name}={value}" for name, value in env.items()]
 
 
 def worker_command(side: Side, argv: list[str], image_out: Path) -> list[str]:
@@ -75,18 +93,34 @@ def _read_event(side: Side, expected: str) -> dict:
                 return event
             if event["event"] == "error":
                 raise WorkerFailed(f"{side.label}: {event['message']}")
+    raise WorkerFailed(f"worker {side.label} {_exit_reason(side)} before '{expected}'")
+
+
+def _exit_reason(side: Side) -> str:
+    assert side.process
     code = side.process.wait()
-    raise WorkerFailed(f"worker {side.label} exited with {code} before '{expected}' (see stderr)")
+    if code == -signal.SIGKILL:
+        return "was killed (SIGKILL: the OOM killer, if memory ran out; see dmesg)"
+    return f"exited with {code} (see its stderr above)"
+
+
+def _send(side: Side, command: str) -> None:
+    """Resume the worker and give it ``command``; a worker that died is a WorkerFailed."""
+    assert side.process and side.process.stdin
+    side.process.send_signal(signal.SIGCONT)
+    try:
+        side.process.stdin.write(f"{command}\n")
+        side.process.stdin.flush()
+    except BrokenPipeError:
+        raise WorkerFailed(f"worker {side.label} {_exit_reason(side)}") from None
 
 
 def start(side: Side, argv: list[str], image_out: Path) -> None:
     """Start the worker and wait until it is warmed, so start-ups do not overlap timed calls."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    )
+    env = dict(os.environ, PYTHONPATH=_joined(str(REPO_ROOT), os.environ.get("PYTHONPATH")))
+    env.update(side.env)
+    if side.preload:
+        env["LD_PRELOAD"] = _joined(*side.preload, os.environ.get("LD_PRELOAD"), separator=" ")
     print(f"starting {side.label} ...", file=sys.stderr, flush=True)
     side.process = subprocess.Popen(
         worker_command(side, argv, image_out),
@@ -100,12 +134,13 @@ def start(side: Side, argv: list[str], image_out: Path) -> None:
     print(f"{side.label} ready in {side.ready['startup_s']:.1f} s", file=sys.stderr, flush=True)
 
 
+def _joined(*parts: str | None, separator: str = os.pathsep) -> str:
+    return separator.join(part for part in parts if part)
+
+
 def timed(side: Side) -> float:
     """One timed call; the worker runs only for its duration (SIGCONT ... SIGSTOP)."""
-    assert side.process and side.process.stdin
-    side.process.send_signal(signal.SIGCONT)
-    side.process.stdin.write("run\n")
-    side.process.stdin.flush()
+    _send(side, "run")
     seconds = _read_event(side, "timed")["seconds"]
     side.process.send_signal(signal.SIGSTOP)
     side.seconds.append(seconds)
@@ -115,10 +150,7 @@ def timed(side: Side) -> float:
 def stop(side: Side) -> None:
     if side.process is None or side.process.poll() is not None:
         return
-    assert side.process.stdin
-    side.process.send_signal(signal.SIGCONT)
-    side.process.stdin.write("quit\n")
-    side.process.stdin.flush()
+    _send(side, "quit")
     side.done = _read_event(side, "done")
     side.process.wait(timeout=60)
 

@@ -7,13 +7,13 @@ exactly the same path as the server (loader, ``prepare_pipeline``, a stock diffu
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from inference_server.engine.allocator import active_allocator
 from inference_server.engine.backends import prepare_pipeline, resolve_dtype
 
 
@@ -105,14 +105,5 @@ class BenchSession:
             "steps": self.args.step,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "allocator": allocator(),
+            "allocator": active_allocator(),
         }
-
-
-def allocator() -> str:
-    """Which malloc the process runs with (LD_PRELOAD of jemalloc/tcmalloc is a cost lever)."""
-    preload = os.environ.get("LD_PRELOAD", "")
-    for name in ("jemalloc", "tcmalloc"):
-        if name in preload:
-            return name
-    return "glibc"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-BACKENDS = ("auto", "eager", "compile", "ipex", "int8")
+BACKENDS = ("auto", "eager", "packed", "compile", "ipex", "int8")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -35,10 +35,13 @@ def resolve_dtype(requested: str = "auto") -> torch.dtype:
 
 
 def resolve_backend(requested: str) -> str:
-    """Map "auto" to the default backend chosen by the measurements in BENCHMARKS.md."""
+    """Map "auto" to the default chosen by the measurements in BENCHMARKS.md: ``packed``
+    (compile's per-image speed, eager's start-up), or eager where PyTorch lacks oneDNN."""
     if requested not in BACKENDS:
         raise ValueError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
-    return "eager" if requested == "auto" else requested
+    if requested != "auto":
+        return requested
+    return "packed" if torch.backends.mkldnn.is_available() else "eager"
 
 
 def prepare_pipeline(
@@ -52,6 +55,8 @@ def prepare_pipeline(
     backend = resolve_backend(backend)
     pipe.unet.to(memory_format=torch.channels_last)
     pipe.vae.to(memory_format=torch.channels_last)
+    if backend == "packed":
+        return _prepare_packed(pipe)
     if backend == "compile":
         _configure_inductor()
         pipe.unet = torch.compile(pipe.unet, dynamic=False)
@@ -65,6 +70,17 @@ def prepare_pipeline(
         _configure_inductor()
         pipe.unet = int8_unet(pipe, dtype, sizes, batches)
         pipe.vae.decoder = torch.compile(pipe.vae.decoder, dynamic=False)
+    return pipe
+
+
+def _prepare_packed(pipe):
+    """Every Linear/Conv2d of the four networks on oneDNN-packed weights (see engine.packed)."""
+    if not torch.backends.mkldnn.is_available():
+        raise RuntimeError("backend 'packed' needs PyTorch built with oneDNN (mkldnn); use eager")
+    from inference_server.engine.packed import pack_weights
+
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        pack_weights(getattr(pipe, name))
     return pipe
 
 

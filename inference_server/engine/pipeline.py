@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -9,9 +10,12 @@ from pathlib import Path
 
 import torch
 
+from inference_server.engine.allocator import TCMALLOC_HINT, active_allocator
 from inference_server.engine.backends import prepare_pipeline, resolve_backend, resolve_dtype
 from inference_server.engine.loader import load_pipeline
 from inference_server.engine.threads import default_thread_count
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,13 @@ class DiffusersEngine:
 
     def load(self) -> None:
         """Load + optimise + warm up; only then is the engine ready (readiness depends on it)."""
+        started = time.perf_counter()
         torch.set_num_threads(default_thread_count(self.config.threads))
         dtype = resolve_dtype(self.config.dtype)
+        allocator = active_allocator()
+        if allocator == "glibc":
+            log.warning("malloc is glibc's: ~1.2x slower per image than tcmalloc; set %s",
+                        TCMALLOC_HINT)  # fmt: skip
         pipe = load_pipeline(self.config.model_dir, dtype)
         self.pipe = prepare_pipeline(
             pipe,
@@ -78,6 +87,16 @@ class DiffusersEngine:
         self.batches_run = 0
         self.largest_batch = 0
         self.ready.set()
+        log.info(
+            "engine ready",
+            extra={
+                "backend": resolve_backend(self.config.backend),
+                "dtype": str(dtype).removeprefix("torch."),
+                "threads": torch.get_num_threads(),
+                "allocator": allocator,
+                "startup_s": round(time.perf_counter() - started, 1),
+            },
+        )
 
     def generate(self, batch: BatchRequest) -> list:
         """Run one pipeline call; per-image generators keep seeds independent inside a batch."""

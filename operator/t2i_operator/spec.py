@@ -18,7 +18,7 @@ PLURAL = "text2imageservices"
 
 SOURCES = ("Bundled", "OSS", "PVC", "HostPath")
 POOLS = ("G8i", "TDX", "Any")
-BACKENDS = ("auto", "eager", "compile", "int8", "ipex")
+BACKENDS = ("auto", "eager", "packed", "compile", "int8", "ipex")
 
 DEFAULT_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "14", "memory": "24Gi"},

@@ -92,6 +92,34 @@ def test_bench_compare_rejects_unknown_backend():
     assert out.returncode != 0 and "turbo" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_bench_compare_preloads_an_allocator_into_one_worker_only(tiny_model_dir):
+    """``eager+LIB`` LD_PRELOADs LIB (tcmalloc, which the server image ships) into B's worker
+    only; A keeps glibc malloc."""
+    allocators = os.environ.get("T2I_ALLOCATORS")
+    if not allocators:
+        pytest.skip("T2I_ALLOCATORS unset: run via hack/test.sh, or bash hack/allocators.sh")
+    report = run_bench(
+        "--model", str(tiny_model_dir), "--bf16", "--height", "64", "--width", "64",
+        "--repeat", "1", "--no-flops", "--no-peak",
+        "--compare", "eager", f"eager+{allocators}/libtcmalloc_minimal.so.4",
+    )  # fmt: skip
+    result = report["result"]
+    assert result["b"] == "eager+libtcmalloc_minimal.so.4"
+    assert result["sides"]["eager"]["allocator"] == "glibc"
+    assert result["sides"]["eager+libtcmalloc_minimal.so.4"]["allocator"] == "tcmalloc"
+    assert result["psnr_db_b_vs_a"] == float("inf")  # the allocator does not change the maths
+
+
+def test_bench_compare_rejects_a_missing_library_to_preload(tmp_path):
+    missing = tmp_path / "libnothing.so"
+    out = subprocess.run(
+        [sys.executable, "-m", "inference_server.bench.cli", "--compare", "eager",
+         f"eager+{missing}"],
+        capture_output=True, text=True, timeout=120, env=cli_env(),
+    )  # fmt: skip
+    assert out.returncode == 2 and str(missing) in out.stderr and "Traceback" not in out.stderr
+
+
 def test_tutorial_ipex_recipe_runs_in_its_own_venv(tmp_path):
     """hack/test.sh provides the IPEX venv (hack/ipex-venv.sh: torch 2.8, transformers 4.55).
     A checkpoint written there (old transformers, like the published sdxl-turbo) is loaded by
