@@ -46,6 +46,7 @@ bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpo
 # against eager's image of the same seed (written by the eager row).
 declare -A rows=(
   [compare-ipex]="--repeat 5 --compare ipex@$IPEX packed+$TC"
+  [compare-ipex-tcmalloc]="--repeat 5 --compare ipex+$TC@$IPEX packed+$TC"
   [compare-packed]="--repeat 5 --compare eager+$TC packed+$TC"
   [compare-compile]="--repeat 5 --compare eager+$TC compile+$TC"
   [compare-tcmalloc]="--repeat 5 --compare eager eager+$TC"
@@ -63,7 +64,7 @@ declare -A rows=(
   [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
-order=(compare-ipex compare-packed compare-compile compare-tcmalloc compare-jemalloc packed eager
+order=(compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-tcmalloc compare-jemalloc packed eager
   int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
   profile-packed profile-eager profile-compile)
 selected=("${@:-${order[@]}}")
