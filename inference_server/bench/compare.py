@@ -57,7 +57,8 @@ class Side:
         backend, *extras = configured.split("+")
         env = dict(extra.split("=", 1) for extra in extras if ENV_ASSIGNMENT.match(extra))
         preload = [extra for extra in extras if not ENV_ASSIGNMENT.match(extra)]
-        label = "+".join([backend, *(Path(lib).name for lib in preload), *env_labels(env)])
+        names = [Path(lib).name for lib in preload] + [f"{k}={v}" for k, v in env.items()]
+        label = "+".join([backend, *names])
         return cls(
             label=label + (f"@{Path(python).parent.parent.name}" if python else ""),
             backend=backend,
@@ -65,10 +66,6 @@ class Side:
             preload=preload,
             env=env,
         )
-
-
-def env_labels(env: dict[str, str]) -> list[str]:
-    return [f"{name}={value}" for name, value in env.items()]
 
 
 def worker_command(side: Side, argv: list[str], image_out: Path) -> list[str]:
