@@ -33,3 +33,20 @@ def test_bench_side_spec_splits_preloads_environment_and_interpreter():
     assert side.label == "eager+libtcmalloc.so.4+MALLOC_TOP_PAD_=1=2@ipex"
     plain = Side.parse("compile")
     assert (plain.backend, plain.preload, plain.env, plain.label) == ("compile", [], {}, "compile")
+
+
+def test_engine_reports_its_configuration_and_warns_on_glibc_malloc(tiny_model_dir, caplog):
+    """Operators read the `engine ready` line to see what a pod actually runs with."""
+    import logging
+
+    from inference_server.engine.pipeline import DiffusersEngine, EngineConfig
+
+    engine = DiffusersEngine(EngineConfig(model_dir=tiny_model_dir, threads=2))  # as conftest
+    with caplog.at_level(logging.INFO, logger="inference_server.engine.pipeline"):
+        engine.load()
+    ready = [r for r in caplog.records if r.getMessage() == "engine ready"]
+    assert len(ready) == 1
+    assert ready[0].backend in ("packed", "eager") and ready[0].threads == 2
+    assert ready[0].allocator == active_allocator() and ready[0].startup_s >= 0
+    warned = any("tcmalloc" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert warned == (active_allocator() == "glibc")
