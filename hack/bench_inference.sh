@@ -64,8 +64,8 @@ declare -A rows=(
   [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
-order=(compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-tcmalloc compare-jemalloc packed eager
-  int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
+order=(compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-tcmalloc
+  compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
   profile-packed profile-eager profile-compile)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do

@@ -68,6 +68,7 @@ class DiffusersEngine:
         started = time.perf_counter()
         torch.set_num_threads(default_thread_count(self.config.threads))
         dtype = resolve_dtype(self.config.dtype)
+        backend = resolve_backend(self.config.backend)
         allocator = active_allocator()
         if allocator == "glibc":
             log.warning("malloc is glibc's: ~1.2x slower per image than tcmalloc; set %s",
@@ -75,7 +76,7 @@ class DiffusersEngine:
         pipe = load_pipeline(self.config.model_dir, dtype)
         self.pipe = prepare_pipeline(
             pipe,
-            resolve_backend(self.config.backend),
+            backend,
             dtype,
             self.config.warmup_sizes,
             self.config.warmup_batches,
@@ -90,7 +91,7 @@ class DiffusersEngine:
         log.info(
             "engine ready",
             extra={
-                "backend": resolve_backend(self.config.backend),
+                "backend": backend,
                 "dtype": str(dtype).removeprefix("torch."),
                 "threads": torch.get_num_threads(),
                 "allocator": allocator,

@@ -82,26 +82,15 @@ def test_int8_engine_serves_every_warmed_batch_from_one_calibrated_graph(tiny_mo
         assert [image.size for image in images] == [(width, height)] * batch
 
 
-def mapped_ranges(path_part: str) -> list[tuple[int, int]]:
-    """Address ranges of this process's memory maps of files whose path contains path_part."""
-    ranges = []
-    for line in Path("/proc/self/maps").read_text(encoding="utf-8").splitlines():
-        fields = line.split()
-        if len(fields) >= 6 and path_part in fields[5]:
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            ranges.append((start, end))
-    return ranges
-
-
 def test_loaded_weights_live_in_process_memory_not_in_the_mmapped_checkpoint(tiny_model_dir):
     """File-backed weights are evicted under memory pressure and re-read on every step."""
-    from inference_server.engine.loader import load_pipeline
+    from inference_server.engine.loader import load_pipeline, mapped_file_ranges
 
     pipe = load_pipeline(tiny_model_dir, torch.float32)  # the saved dtype: no conversion copy
     tensors = [t for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2)
                for t in [*m.parameters(), *m.buffers()]]  # fmt: skip
     assert tensors
-    maps = mapped_ranges(str(tiny_model_dir))
+    maps = mapped_file_ranges(".safetensors")  # checkpoint files this process still maps
     inside = [t.shape for t in tensors
               if any(lo <= t.untyped_storage().data_ptr() < hi for lo, hi in maps)]  # fmt: skip
     assert inside == []
