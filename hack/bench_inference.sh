@@ -44,7 +44,12 @@ bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpo
 # eager + compile ~21 GB fit; compile beside IPEX (~23 GB) and int8 (~19 GB peak while it
 # quantizes) beside anything do not, so those run alone, int8 saving its image for the PSNR
 # against eager's image of the same seed (written by the eager row).
+# compare-fusion: packed as it was before the fused blocks (commit 81becfa, unpacked from git
+# into the cache) against packed now. The CLI runs from outside the checkout so that each
+# worker imports the tree its PYTHONPATH names.
+UNFUSED=$cache/tree-81becfa
 declare -A rows=(
+  [compare-fusion]="--repeat 5 --compare packed+$TC+PYTHONPATH=$UNFUSED packed+$TC"
   [compare-ipex]="--repeat 5 --compare ipex@$IPEX packed+$TC"
   [compare-ipex-tcmalloc]="--repeat 5 --compare ipex+$TC@$IPEX packed+$TC"
   [compare-packed]="--repeat 5 --compare eager+$TC packed+$TC"
@@ -64,7 +69,7 @@ declare -A rows=(
   [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
-order=(compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-tcmalloc
+order=(compare-fusion compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
   profile-packed profile-eager profile-compile)
 selected=("${@:-${order[@]}}")
@@ -78,6 +83,14 @@ for row in "${selected[@]}"; do
       T2I_MAX_BATCH=1 LD_PRELOAD=$TC "$V/bin/python" -m inference_server.bench.startup \
         --model-dir "$MODEL" --backend "$backend" --runs 2 | tail -1 > "$OUT/startup-$backend.json"
     done
+  elif [ "$row" = compare-fusion ]; then
+    if [ ! -f "$UNFUSED/.complete" ]; then
+      rm -rf "$UNFUSED" && mkdir -p "$UNFUSED"
+      git -C "$root" archive 81becfa inference_server | tar -x -C "$UNFUSED"
+      touch "$UNFUSED/.complete"
+    fi
+    # shellcheck disable=SC2086
+    (cd / && bench "$row" ${rows[$row]})
   else
     # shellcheck disable=SC2086  # the row's flags are meant to split
     bench "$row" ${rows[$row]}

@@ -36,7 +36,7 @@ def resolve_dtype(requested: str = "auto") -> torch.dtype:
 
 def resolve_backend(requested: str) -> str:
     """Map "auto" to the default chosen by the measurements in BENCHMARKS.md: ``packed``
-    (compile's per-image speed, eager's start-up), or eager where PyTorch lacks oneDNN."""
+    (faster per image than compile, eager's start-up), or eager where PyTorch lacks oneDNN."""
     if requested not in BACKENDS:
         raise ValueError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
     if requested != "auto":
@@ -74,11 +74,16 @@ def prepare_pipeline(
 
 
 def _prepare_packed(pipe):
-    """Every Linear/Conv2d of the four networks on oneDNN-packed weights (see engine.packed)."""
+    """Every Linear/Conv2d of the four networks on oneDNN-packed weights (see engine.packed),
+    SDXL's transformer and ResNet blocks with their elementwise tails fused into those GEMMs
+    (see engine.fused)."""
     if not torch.backends.mkldnn.is_available():
         raise RuntimeError("backend 'packed' needs PyTorch built with oneDNN (mkldnn); use eager")
+    from inference_server.engine.fused import fuse_blocks
     from inference_server.engine.packed import pack_weights
 
+    for name in ("unet", "vae"):
+        fuse_blocks(getattr(pipe, name))
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         pack_weights(getattr(pipe, name))
     return pipe

@@ -19,25 +19,40 @@ import torch
 from torch import nn
 
 _linear = torch.ops.mkldnn._linear_pointwise
+_linear_binary = torch.ops.mkldnn._linear_pointwise.binary
 _conv = torch.ops.mkldnn._convolution_pointwise
+_conv_binary = torch.ops.mkldnn._convolution_pointwise.binary
 
 
 class PackedLinear(nn.Module):
-    """``nn.Linear`` on a oneDNN-packed weight."""
+    """``nn.Linear`` on a oneDNN-packed weight; ``attr``/``binary`` fuse an activation or an
+    elementwise op with a second tensor into the GEMM's epilogue (see engine.fused)."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight: torch.Tensor | None = linear.weight.detach()
-        self.bias = linear.bias
+        self.out_features, self.in_features = weight.shape
+        self.weight: torch.Tensor | None = weight.detach()
+        self.bias = bias
         self.packed: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def of(cls, linear: nn.Linear) -> PackedLinear:
+        return cls(linear.weight, linear.bias)
+
+    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is None:
             rows = x.numel() // self.in_features
             self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, rows)
             self.weight = None
-        return _linear(x, self.packed, self.bias, "none", [], "")
+        return self.packed
+
+    def forward(self, x: torch.Tensor, attr: str = "none") -> torch.Tensor:
+        """``attr`` is a oneDNN unary post-op: "none", "gelu" (erf), "silu", "relu", ..."""
+        return _linear(x, self.packed_weight(x), self.bias, attr, [], "none")
+
+    def binary(self, x: torch.Tensor, other: torch.Tensor, op: str) -> torch.Tensor:
+        """``linear(x) <op> other`` in one pass; ``op`` is "add", "mul", "sub" or "div"."""
+        return _linear_binary(x, other, self.packed_weight(x), self.bias, op)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -54,14 +69,25 @@ class PackedConv2d(nn.Module):
         self.dilation, self.groups = list(conv.dilation), conv.groups
         self.packed: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        geometry = (self.padding, self.stride, self.dilation, self.groups)
+    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is None:
             self.packed = torch.ops.mkldnn._reorder_convolution_weight(
-                self.weight, *geometry, list(x.shape)
+                self.weight, *self.geometry, list(x.shape)
             )
             self.weight = None
-        return _conv(x, self.packed, self.bias, *geometry, "none", [], "")
+        return self.packed
+
+    @property
+    def geometry(self) -> tuple[list[int], list[int], list[int], int]:
+        return self.padding, self.stride, self.dilation, self.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _conv(x, self.packed_weight(x), self.bias, *self.geometry, "none", [], "")
+
+    def add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``conv(x) + other`` in one pass (a residual connection)."""
+        weight, no_unary_op = self.packed_weight(x), (None, [], None)
+        return _conv_binary(x, other, weight, self.bias, *self.geometry, "add", None, *no_unary_op)
 
 
 def packable(module: nn.Module) -> bool:
@@ -81,6 +107,6 @@ def pack_weights(model: nn.Module) -> int:
     for name, module in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        packed = PackedLinear(module) if isinstance(module, nn.Linear) else PackedConv2d(module)
+        packed = PackedLinear.of(module) if isinstance(module, nn.Linear) else PackedConv2d(module)
         setattr(parent, child, packed)
     return len(targets)
