@@ -10,7 +10,11 @@ Interface shared by the server engine and the benchmark CLI (owned by the perfor
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "eager", "packed", "compile", "ipex", "int8")
 
@@ -82,10 +86,12 @@ def _prepare_packed(pipe):
     from inference_server.engine.fused import fuse_blocks
     from inference_server.engine.packed import pack_weights
 
-    for name in ("unet", "vae"):
-        fuse_blocks(getattr(pipe, name))
-    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
-        pack_weights(getattr(pipe, name))
+    fused = sum(fuse_blocks(getattr(pipe, name)) for name in ("unet", "vae"))
+    networks = ("unet", "vae", "text_encoder", "text_encoder_2")
+    packed = sum(pack_weights(getattr(pipe, name)) for name in networks)
+    # SDXL-Turbo fuses 52 (UNet: 11 transformers, 17 ResNets; VAE: 24 ResNets). Fewer means some
+    # blocks kept diffusers' modules (LoRA layers, custom attention processors) and run slower.
+    log.info("packed backend: %d blocks fused, %d other Linear/Conv2d packed", fused, packed)
     return pipe
 
 

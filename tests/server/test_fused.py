@@ -135,3 +135,17 @@ def test_fused_transformer_refuses_masks_rather_than_ignoring_them(tiny_pipe):
     context = torch.randn(1, 77, model.config.cross_attention_dim)
     with pytest.raises(ValueError, match="encoder_attention_mask"):
         fused(hidden, encoder_hidden_states=context, encoder_attention_mask=torch.ones(1, 77))
+
+
+def test_packed_backend_reports_how_many_blocks_it_fused(caplog):
+    """Operators read this line to see whether LoRA or custom processors disabled fusion."""
+    import logging
+
+    from inference_server.engine.backends import prepare_pipeline
+
+    pipe = build_tiny_pipeline()
+    expected = sum(count(pipe.unet, kind) for kind in (Transformer2DModel, ResnetBlock2D))
+    expected += count(pipe.vae, ResnetBlock2D)
+    with caplog.at_level(logging.INFO, logger="inference_server.engine.backends"):
+        prepare_pipeline(pipe, "packed", torch.float32)
+    assert f"packed backend: {expected} blocks fused" in caplog.text
