@@ -43,7 +43,7 @@ bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpo
 # Interleaved pairs must fit in memory together (24 GiB here): IPEX ~12 GB + packed ~8 GB and
 # eager + compile ~21 GB fit; compile beside IPEX (~23 GB) and int8 (~19 GB peak while it
 # quantizes) beside anything do not, so those run alone, int8 saving its image for the PSNR
-# against eager's image of the same seed (written by the eager row).
+# against the default's image of the same seed (written by the packed row).
 # compare-fusion: packed as it was before the fused blocks (commit 81becfa, unpacked from git
 # into the cache) against packed now. The CLI runs from outside the checkout so that each
 # worker imports the tree its PYTHONPATH names.
@@ -54,11 +54,12 @@ declare -A rows=(
   [compare-ipex-tcmalloc]="--repeat 5 --compare ipex+$TC@$IPEX packed+$TC"
   [compare-packed]="--repeat 5 --compare eager+$TC packed+$TC"
   [compare-compile]="--repeat 5 --compare eager+$TC compile+$TC"
+  [compare-compile-packed]="--repeat 5 --compare compile+$TC packed+$TC"
   [compare-tcmalloc]="--repeat 5 --compare eager eager+$TC"
   [compare-jemalloc]="--repeat 5 --compare eager eager+$ALLOC/libjemalloc.so.2"
   [packed]="--repeat 3 --backend packed --image-out $OUT/packed.png"
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
-  [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/eager.png"
+  [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/packed.png"
   [batch4-packed]="--batch 4 --repeat 2 --backend packed"
   [batch4-eager]="--batch 4 --repeat 2 --backend eager"
   [batch4-compile]="--batch 4 --repeat 2 --backend compile"
@@ -69,9 +70,9 @@ declare -A rows=(
   [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
-order=(compare-fusion compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-tcmalloc
+order=(compare-fusion compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
-  profile-packed profile-eager profile-compile)
+  profile-packed profile-eager profile-compile weight-traffic)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then
@@ -83,6 +84,11 @@ for row in "${selected[@]}"; do
       T2I_MAX_BATCH=1 LD_PRELOAD=$TC "$V/bin/python" -m inference_server.bench.startup \
         --model-dir "$MODEL" --backend "$backend" --runs 2 | tail -1 > "$OUT/startup-$backend.json"
     done
+  elif [ "$row" = weight-traffic ]; then
+    # packed GEMMs at UNet shapes, weight hot vs cycling through 768 MB of weights; bandwidth
+    echo ">> [weight-traffic] python -m inference_server.bench.weight_traffic --threads 2" >&2
+    "$V/bin/python" -m inference_server.bench.weight_traffic --threads 2 | tail -1 \
+      > "$OUT/weight-traffic.json"
   elif [ "$row" = compare-fusion ]; then
     if [ ! -f "$UNFUSED/.complete" ]; then
       rm -rf "$UNFUSED" && mkdir -p "$UNFUSED"

@@ -33,10 +33,13 @@ def kind_of(name: str) -> str:
 
 
 def profile_call(run) -> dict:
-    """Profile ``run()``; return self-CPU seconds by kind and the top operators."""
+    """Profile ``run()``; return self-CPU seconds by kind, the top operators, and the top
+    matmul-class calls by input shape (the same GEMM runs at very different rates depending on
+    its rows and whether its weight is in cache; see bench.weight_traffic)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof, torch.inference_mode():
+    activities = [ProfilerActivity.CPU]
+    with profile(activities=activities, record_shapes=True) as prof, torch.inference_mode():
         run()
     by_kind: dict[str, float] = defaultdict(float)
     ops = []
@@ -52,4 +55,24 @@ def profile_call(run) -> dict:
         "self_cpu_s_total": total,
         "share_by_kind": {k: v / total for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
         "top_ops": [{"op": key, "self_s": round(s, 3), "calls": n} for s, key, n in ops[:15]],
+        "top_matmul_shapes": _top_matmul_shapes(prof),
     }
+
+
+def _top_matmul_shapes(prof, count: int = 15) -> list[dict]:
+    calls = [
+        event
+        for event in prof.key_averages(group_by_input_shape=True)
+        if kind_of(event.key) == "matmul/conv/attention" and event.self_cpu_time_total > 0
+    ]
+    calls.sort(key=lambda event: -event.self_cpu_time_total)
+    return [
+        {
+            "op": event.key,
+            "input_shapes": [shape for shape in event.input_shapes if shape],
+            "self_s": round(event.self_cpu_time_total / 1e6, 3),
+            "calls": event.count,
+            "ms_per_call": round(event.self_cpu_time_total / 1e3 / event.count, 3),
+        }
+        for event in calls[:count]
+    ]

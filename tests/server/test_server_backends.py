@@ -49,6 +49,8 @@ def test_bench_cli_runs_on_tiny_model_dir_and_prints_parseable_figures(tiny_mode
     shares = result["profile"]["share_by_kind"]
     assert sum(shares.values()) == pytest.approx(1.0) and shares["matmul/conv/attention"] > 0
     assert result["profile"]["top_ops"][0]["self_s"] > 0
+    shapes = result["profile"]["top_matmul_shapes"]
+    assert shapes and all(call["input_shapes"] and call["calls"] > 0 for call in shapes)
 
 
 def test_bench_cli_rejects_zero_repeat():
