@@ -139,10 +139,12 @@ def build(args: argparse.Namespace):
     """Config + engine + app from parsed flags (kept apart from serving for tests)."""
     from inference_server.app import create_app
     from inference_server.config import SIZES
-    from inference_server.engine.backends import resolve_backend
+    from inference_server.engine.backends import missing_requirement
     from inference_server.engine.pipeline import DiffusersEngine, EngineConfig, warmup_batches
 
-    resolve_backend(args.backend)  # unknown backend: fail now, with the valid names
+    problem = missing_requirement(args.backend)  # also refuses unknown names, listing valid ones
+    if problem:
+        raise ValueError(problem)
     unknown = [s for s in args.warmup_sizes.split(",") if s not in SIZES]
     if unknown:
         raise ValueError(f"--warmup-sizes: unknown size(s) {', '.join(unknown)}")

@@ -6,10 +6,12 @@ Interface shared by the server engine and the benchmark CLI (owned by the perfor
 - ``prepare_pipeline(pipe, backend, dtype, sizes, batches)`` → the pipeline, optimised in place
   for ``backend``; ``sizes`` x ``batches`` are the shapes it will serve (int8 calibrates on them).
 - ``BACKENDS`` lists the accepted names; ``"auto"`` resolves to the measured default.
+- ``missing_requirement(backend)`` → why this environment cannot run it (None if it can).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 import torch
@@ -46,6 +48,44 @@ def resolve_backend(requested: str) -> str:
     if requested != "auto":
         return requested
     return "packed" if torch.backends.mkldnn.is_available() else "eager"
+
+
+def missing_requirement(backend: str) -> str | None:
+    """Why ``backend`` cannot run in this environment, or None; checked at server start so a
+    pod whose image lacks a backend's toolchain exits with that reason (the operator shows it
+    in the resource's status) instead of failing minutes later inside the warm-up."""
+    backend = resolve_backend(backend)
+    if backend == "packed" and not torch.backends.mkldnn.is_available():
+        return "backend 'packed' needs PyTorch built with oneDNN (mkldnn); use backend eager"
+    if backend in ("compile", "int8"):
+        compiler = _cxx_compiler_problem()
+        if compiler:
+            return (
+                f"backend {backend!r} needs a C++ compiler for inductor's kernels ({compiler}); "
+                "install g++ (the t2i-server image has it) or set CXX, or use backend packed"
+            )
+    if backend == "int8" and importlib.util.find_spec("torchao") is None:
+        return "backend 'int8' needs torchao (pip install 't2i-operator[int8]')"
+    if backend == "ipex" and importlib.util.find_spec("intel_extension_for_pytorch") is None:
+        return (
+            "backend 'ipex' needs intel_extension_for_pytorch, with torch 2.8, transformers 4.55 "
+            "and diffusers <= 0.35 in its own environment (see docs/performance.md)"
+        )
+    return None
+
+
+def _cxx_compiler_problem() -> str | None:
+    """What inductor's own compiler search reports, so this check and inductor agree."""
+    from torch._inductor import config as inductor_config
+    from torch._inductor.cpp_builder import get_cpp_compiler
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        searched = [c for c in inductor_config.cpp.cxx if c] or ["g++"]
+        return f"none found: tried {', '.join(searched)}"
+    return None
 
 
 def prepare_pipeline(

@@ -53,6 +53,19 @@ def _is_deleting(pod: dict[str, Any]) -> bool:
     return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
+# Enough for the server's one-line start-up errors; a status is no place for a log dump.
+EXIT_MESSAGE_LIMIT = 300
+
+
+def last_exit_message(container_status: dict[str, Any]) -> str:
+    """The last line a crashed container left (its termination message, which the pod's
+    FallbackToLogsOnError policy fills from its log), shortened; "" if there is none."""
+    terminated = (container_status.get("lastState") or {}).get("terminated") or {}
+    lines = [line.strip() for line in (terminated.get("message") or "").splitlines()]
+    last = next((line for line in reversed(lines) if line), "")
+    return last if len(last) <= EXIT_MESSAGE_LIMIT else last[: EXIT_MESSAGE_LIMIT - 1] + "…"
+
+
 def pod_failure(pods: list[dict[str, Any]]) -> Cond | None:
     """The first reason a pod cannot become ready on its own (crash loop, image, scheduling)."""
     for pod in pods:
@@ -64,11 +77,12 @@ def pod_failure(pods: list[dict[str, Any]]) -> Cond | None:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in FAILING_WAIT_REASONS:
                 restarts = cs.get("restartCount", 0)
+                exited = last_exit_message(cs)
                 return Cond(
                     "True",
                     waiting["reason"],
                     f"pod {name}: container {cs.get('name')} is {waiting['reason']} "
-                    f"(restarts: {restarts})",
+                    f"(restarts: {restarts})" + (f"; it exited with: {exited}" if exited else ""),
                 )
         for c in status.get("conditions") or []:
             if c.get("type") == "PodScheduled" and c.get("status") == "False":

@@ -26,6 +26,17 @@ def test_resolve_backend_maps_auto_to_a_concrete_backend():
     assert resolve_backend("compile") == "compile"
 
 
+def test_backends_this_environment_has_are_not_refused():
+    """The test venv has oneDNN, a C++ compiler and torchao: the check must not refuse them."""
+    from inference_server.engine.backends import missing_requirement
+
+    assert [missing_requirement(name) for name in ("auto", "eager", "packed", "compile")] == [
+        None
+    ] * 4
+    with pytest.raises(ValueError, match="eager"):
+        missing_requirement("turbo")
+
+
 def test_resolve_dtype_follows_cpu_bf16_support(monkeypatch):
     assert resolve_dtype("fp32") is torch.float32
     assert resolve_dtype("bf16") is torch.bfloat16

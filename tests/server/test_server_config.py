@@ -111,6 +111,23 @@ def test_cli_bad_environment_exits_2_without_traceback(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("backend", "env", "message"),
+    [
+        ("compile", {"CXX": "/nonexistent/g++"}, "needs a C++ compiler for inductor's kernels"),
+        ("int8", {"CXX": "/nonexistent/g++"}, "tried /nonexistent/g++"),
+        ("ipex", {}, "needs intel_extension_for_pytorch"),
+    ],
+)
+def test_cli_refuses_a_backend_this_environment_cannot_run(tmp_path, backend, env, message):
+    """An image without the backend's toolchain exits at start with the reason (which the pod's
+    termination message carries into the resource's status), not minutes later in warm-up."""
+    completed = run_cli("--backend", backend, "--output-dir", str(tmp_path / "out"), **env)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
 def png() -> Image.Image:
     return Image.new("RGB", (8, 8), (1, 2, 3))
 

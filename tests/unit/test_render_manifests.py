@@ -87,6 +87,7 @@ def test_default_values_render_deployment_and_service_only():
     )
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"  # start-up errors → status
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # the tutorial's 10 min

@@ -86,6 +86,22 @@ def test_crash_looping_pods_are_not_ready_even_if_counted_available():
     assert "p-1" in cond(s, "Degraded")["message"]
 
 
+def test_crash_loop_reason_carries_the_servers_last_words_shortened():
+    crashed = pod("p-0", waiting="CrashLoopBackOff")
+    log_tail = '{"level": "INFO", "msg": "starting"}\nt2i-server: backend \'compile\' needs g++\n\n'
+    crashed["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {"exitCode": 2, "reason": "Error", "message": log_tail}
+    }
+    message = cond(status_of(deployment(), [crashed]), "Ready")["message"]
+    assert message.endswith("it exited with: t2i-server: backend 'compile' needs g++")
+    assert "starting" not in message
+    crashed["status"]["containerStatuses"][0]["lastState"]["terminated"]["message"] = "x" * 5000
+    message = cond(status_of(deployment(), [crashed]), "Ready")["message"]
+    assert len(message) < 400 and message.endswith("x…")
+    quiet = status_of(deployment(), [pod(waiting="CrashLoopBackOff")])
+    assert "exited with" not in cond(quiet, "Ready")["message"]
+
+
 def test_progress_deadline_exceeded_is_degraded():
     dead = {
         "type": "Progressing",

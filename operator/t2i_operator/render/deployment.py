@@ -123,6 +123,9 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
         "startupProbe": _probe("/healthz", STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD),
         "securityContext": spec.securityContext,
         "volumeMounts": mounts,
+        # A server that exits at start (missing model, a backend its image cannot run) prints
+        # why as its last log line; the kubelet keeps it in lastState, and status shows it.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     threads = effective_threads(spec)
     if threads > 0:
