@@ -44,12 +44,14 @@ bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpo
 # eager + compile ~21 GB fit; compile beside IPEX (~23 GB) and int8 (~19 GB peak while it
 # quantizes) beside anything do not, so those run alone, int8 saving its image for the PSNR
 # against the default's image of the same seed (written by the packed row).
-# compare-fusion: packed as it was before the fused blocks (commit 81becfa, unpacked from git
-# into the cache) against packed now. The CLI runs from outside the checkout so that each
-# worker imports the tree its PYTHONPATH names.
-UNFUSED=$cache/tree-81becfa
+# compare-fusion / compare-kv-cache: packed as it was before the fused blocks (commit 81becfa)
+# and before the cross-attention K/V cache (356fb35), unpacked from git into the cache, against
+# packed now. The CLI runs from outside the checkout so that each worker imports the tree its
+# PYTHONPATH names.
+declare -A trees=([compare-fusion]=81becfa [compare-kv-cache]=356fb35)
 declare -A rows=(
-  [compare-fusion]="--repeat 5 --compare packed+$TC+PYTHONPATH=$UNFUSED packed+$TC"
+  [compare-fusion]="--repeat 5 --compare packed+$TC+PYTHONPATH=$cache/tree-81becfa packed+$TC"
+  [compare-kv-cache]="--repeat 5 --compare packed+$TC+PYTHONPATH=$cache/tree-356fb35 packed+$TC"
   [compare-ipex]="--repeat 5 --compare ipex@$IPEX packed+$TC"
   [compare-ipex-tcmalloc]="--repeat 5 --compare ipex+$TC@$IPEX packed+$TC"
   [compare-packed]="--repeat 5 --compare eager+$TC packed+$TC"
@@ -70,7 +72,7 @@ declare -A rows=(
   [profile-eager]="--repeat 1 --backend eager --no-flops --profile"
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
-order=(compare-fusion compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
+order=(compare-fusion compare-kv-cache compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
   profile-packed profile-eager profile-compile weight-traffic)
 selected=("${@:-${order[@]}}")
@@ -89,11 +91,12 @@ for row in "${selected[@]}"; do
     echo ">> [weight-traffic] python -m inference_server.bench.weight_traffic --threads 2" >&2
     "$V/bin/python" -m inference_server.bench.weight_traffic --threads 2 | tail -1 \
       > "$OUT/weight-traffic.json"
-  elif [ "$row" = compare-fusion ]; then
-    if [ ! -f "$UNFUSED/.complete" ]; then
-      rm -rf "$UNFUSED" && mkdir -p "$UNFUSED"
-      git -C "$root" archive 81becfa inference_server | tar -x -C "$UNFUSED"
-      touch "$UNFUSED/.complete"
+  elif [ -n "${trees[$row]:-}" ]; then
+    tree=$cache/tree-${trees[$row]}
+    if [ ! -f "$tree/.complete" ]; then
+      rm -rf "$tree" && mkdir -p "$tree"
+      git -C "$root" archive "${trees[$row]}" inference_server | tar -x -C "$tree"
+      touch "$tree/.complete"
     fi
     # shellcheck disable=SC2086
     (cd / && bench "$row" ${rows[$row]})

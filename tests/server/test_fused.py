@@ -4,7 +4,10 @@ blocks they were not written for."""
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 
+import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor
@@ -12,7 +15,13 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-from inference_server.engine.fused import FusedResnetBlock, FusedTransformer2D, fuse_blocks
+from inference_server.engine import fused as fused_module
+from inference_server.engine.fused import (
+    FusedResnetBlock,
+    FusedTransformer2D,
+    FusedTransformerBlock,
+    fuse_blocks,
+)
 from inference_server.tiny_model import build_tiny_pipeline
 
 
@@ -149,3 +158,63 @@ def test_packed_backend_reports_how_many_blocks_it_fused(caplog):
     with caplog.at_level(logging.INFO, logger="inference_server.engine.backends"):
         prepare_pipeline(pipe, "packed", torch.float32)
     assert f"packed backend: {expected} blocks fused" in caplog.text
+
+
+def test_cross_attention_projects_the_text_once_per_call_and_images_are_unchanged(monkeypatch):
+    from inference_server.engine.backends import prepare_pipeline
+
+    pipe = prepare_pipeline(build_tiny_pipeline().to(torch.bfloat16), "packed", torch.bfloat16)
+    cross = [m.attn2 for m in pipe.unet.modules() if type(m) is FusedTransformerBlock]
+    assert cross
+    projections = []
+
+    def counted(project):
+        def forward(*args):
+            projections.append(args[0].shape)
+            return project(*args)
+
+        return forward
+
+    for attention in cross:
+        attention.to_k.forward = counted(attention.to_k.forward)
+
+    def generate(prompt: str) -> np.ndarray:
+        generator = torch.Generator().manual_seed(0)
+        image = pipe(prompt, num_inference_steps=3, guidance_scale=0.0, height=64, width=64,
+                     generator=generator).images[0]  # fmt: skip
+        return np.asarray(image)
+
+    with torch.inference_mode():
+        cached = generate("a cat")
+        assert len(projections) == len(cross)  # once per call, not once per step
+        other_text = generate("a dog")
+        assert len(projections) == 2 * len(cross)  # a new text is projected again
+        monkeypatch.setattr(fused_module._ContextCache, "get", lambda self, c, compute: compute(c))
+        uncached = generate("a cat")
+    assert len(projections) == 5 * len(cross)
+    assert np.array_equal(cached, uncached)
+    assert not np.array_equal(cached, other_text)
+
+
+def test_context_cache_recomputes_for_another_or_changed_tensor_and_frees_with_it():
+    cache, computed = fused_module._ContextCache(), []
+
+    def double(tensor: torch.Tensor) -> torch.Tensor:
+        computed.append(tensor)
+        return tensor * 2
+
+    first = torch.ones(3)
+    assert cache.get(first, double) is cache.get(first, double)
+    assert len(computed) == 1
+    first.add_(1)  # changed in place: the cached result is stale
+    assert torch.equal(cache.get(first, double), torch.full((3,), 4.0))
+    second = torch.zeros(3)
+    result = weakref.ref(cache.get(second, double))
+    assert len(computed) == 3
+    computed.clear()
+    del first
+    gc.collect()
+    assert result() is not None  # an earlier context dying does not drop the current one
+    del second
+    gc.collect()
+    assert result() is None
