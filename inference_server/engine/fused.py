@@ -43,7 +43,7 @@ class FusedAttention(nn.Module):
     Cross-attention keys and values depend only on the text embeddings, which the pipeline
     passes as the same tensor at every denoising step: they are projected once per call and
     reused (exactly the same numbers). At batch 1 those 77-row projections are bound by
-    reading their weights (0.5 GB per step), ~2-3 % of an image when done at every step."""
+    reading their weights (~0.7 GB per step), ~2-3 % of an image when done at every step."""
 
     def __init__(self, attention: Attention) -> None:
         super().__init__()
