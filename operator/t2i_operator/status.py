@@ -53,16 +53,22 @@ def _is_deleting(pod: dict[str, Any]) -> bool:
     return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
-# Enough for the server's one-line start-up errors; a status is no place for a log dump.
+# The server's start-up refusals (bad flag, model directory, a backend its image cannot run)
+# are one stderr line with this prefix. Only such lines are quoted: other log lines may carry
+# prompts (--log-prompts), which must not be copied into a resource's status.
+SERVER_ERROR_PREFIX = "t2i-server: "
 EXIT_MESSAGE_LIMIT = 300
 
 
 def last_exit_message(container_status: dict[str, Any]) -> str:
-    """The last line a crashed container left (its termination message, which the pod's
-    FallbackToLogsOnError policy fills from its log), shortened; "" if there is none."""
+    """The server's start-up error from the last exit of a crashed container (its termination
+    message, filled from the log by the pod's FallbackToLogsOnError policy), shortened; "" when
+    the last line is not one."""
     terminated = (container_status.get("lastState") or {}).get("terminated") or {}
     lines = [line.strip() for line in (terminated.get("message") or "").splitlines()]
     last = next((line for line in reversed(lines) if line), "")
+    if not last.startswith(SERVER_ERROR_PREFIX):
+        return ""
     return last if len(last) <= EXIT_MESSAGE_LIMIT else last[: EXIT_MESSAGE_LIMIT - 1] + "…"
 
 

@@ -95,9 +95,13 @@ def test_crash_loop_reason_carries_the_servers_last_words_shortened():
     message = cond(status_of(deployment(), [crashed]), "Ready")["message"]
     assert message.endswith("it exited with: t2i-server: backend 'compile' needs g++")
     assert "starting" not in message
-    crashed["status"]["containerStatuses"][0]["lastState"]["terminated"]["message"] = "x" * 5000
+    terminated = crashed["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    terminated["message"] = "t2i-server: " + "x" * 5000
     message = cond(status_of(deployment(), [crashed]), "Ready")["message"]
     assert len(message) < 400 and message.endswith("x…")
+    # Any other last line (a JSON log record may hold a prompt) stays out of the status.
+    terminated["message"] = '{"msg": "request", "prompt": "my secret prompt"}\n'
+    assert "secret" not in cond(status_of(deployment(), [crashed]), "Ready")["message"]
     quiet = status_of(deployment(), [pod(waiting="CrashLoopBackOff")])
     assert "exited with" not in cond(quiet, "Ready")["message"]
 
