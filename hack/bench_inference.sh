@@ -32,11 +32,13 @@ TC=$ALLOC/libtcmalloc_minimal.so.4
 bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpoint
   # Single rows run with tcmalloc preloaded, as the server image does; --compare rows name
   # each side's allocator themselves (BACKEND+LIB).
+  # Rows of the ipex backend run in the IPEX venv (torch 2.8), the others in ours.
   local row=$1; shift
-  local preload=$TC
+  local preload=$TC python=$V/bin/python
   [[ " $* " == *" --compare "* ]] && preload=${LD_PRELOAD:-}
-  echo ">> [$row] t2i-bench --model \$MODEL --bf16 $*" >&2
-  LD_PRELOAD=$preload "$V/bin/python" -m inference_server.bench.cli --model "$MODEL" --bf16 \
+  [[ " $* " == *" --backend ipex "* ]] && python=$IPEX
+  echo ">> [$row] $python -m inference_server.bench.cli --model \$MODEL --bf16 $*" >&2
+  LD_PRELOAD=$preload "$python" -m inference_server.bench.cli --model "$MODEL" --bf16 \
     --json "$@" | tail -1 > "$OUT/$row.json"
 }
 
@@ -63,9 +65,13 @@ declare -A rows=(
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
   [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/packed.png"
   [batch4-packed]="--batch 4 --repeat 2 --backend packed"
+  [batch4-int8]="--batch 4 --repeat 2 --backend int8"
+  [batch4-ipex]="--batch 4 --repeat 2 --backend ipex"
   [batch4-eager]="--batch 4 --repeat 2 --backend eager"
   [batch4-compile]="--batch 4 --repeat 2 --backend compile"
   [1024-packed]="--height 1024 --width 1024 --repeat 2 --backend packed"
+  [1024-int8]="--height 1024 --width 1024 --repeat 2 --backend int8"
+  [1024-ipex]="--height 1024 --width 1024 --repeat 2 --backend ipex"
   [1024-eager]="--height 1024 --width 1024 --repeat 2 --backend eager"
   [1024-compile]="--height 1024 --width 1024 --repeat 2 --backend compile"
   [profile-packed]="--repeat 1 --backend packed --no-flops --profile"
@@ -74,7 +80,7 @@ declare -A rows=(
 )
 order=(compare-fusion compare-kv-cache compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
-  profile-packed profile-eager profile-compile weight-traffic)
+  profile-packed profile-eager profile-compile weight-traffic batch4-int8 1024-int8 batch4-ipex 1024-ipex)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then
