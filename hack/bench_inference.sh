@@ -61,6 +61,8 @@ declare -A rows=(
   [compare-compile-packed]="--repeat 5 --compare compile+$TC packed+$TC"
   [compare-tcmalloc]="--repeat 5 --compare eager eager+$TC"
   [compare-jemalloc]="--repeat 5 --compare eager eager+$ALLOC/libjemalloc.so.2"
+  # PyTorch's own switch: its CPU allocator aligns buffers >= 2 MB and madvises huge pages
+  [compare-thp]="--repeat 5 --compare packed+$TC packed+$TC+THP_MEM_ALLOC_ENABLE=1"
   [packed]="--repeat 3 --backend packed --image-out $OUT/packed.png"
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
   [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/packed.png"
@@ -80,7 +82,7 @@ declare -A rows=(
 )
 order=(compare-fusion compare-kv-cache compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
-  profile-packed profile-eager profile-compile weight-traffic batch4-int8 1024-int8 batch4-ipex 1024-ipex)
+  profile-packed profile-eager profile-compile weight-traffic compare-thp batch4-int8 1024-int8 batch4-ipex 1024-ipex)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then
