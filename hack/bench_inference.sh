@@ -66,6 +66,8 @@ declare -A rows=(
   [packed]="--repeat 3 --backend packed --image-out $OUT/packed.png"
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
   [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/packed.png"
+  # batch 4 against batch 1 interleaved (target 4 is a ratio; sequential rows drift apart)
+  [compare-batch4]="--repeat 5 --compare packed+$TC packed+$TC --compare-batches 1 4"
   [batch4-packed]="--batch 4 --repeat 2 --backend packed"
   [batch4-int8]="--batch 4 --repeat 2 --backend int8"
   [batch4-ipex]="--batch 4 --repeat 2 --backend ipex"
@@ -82,7 +84,7 @@ declare -A rows=(
 )
 order=(compare-fusion compare-kv-cache compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
-  profile-packed profile-eager profile-compile weight-traffic compare-thp batch4-int8 1024-int8 batch4-ipex 1024-ipex)
+  profile-packed profile-eager profile-compile weight-traffic compare-thp compare-batch4 batch4-int8 1024-int8 batch4-ipex 1024-ipex)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then

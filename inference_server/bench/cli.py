@@ -47,6 +47,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="time two configs interleaved: BACKEND[+LIB|+NAME=VALUE ...][@PYTHON]; LIB is "
         "LD_PRELOADed, NAME=VALUE set in the environment, PYTHON another venv's interpreter",
     )
+    parser.add_argument(
+        "--compare-batches",
+        nargs=2,
+        type=int,
+        metavar=("A", "B"),
+        help="with --compare: each side's batch (default: --batch for both); ratios per image",
+    )
     parser.add_argument("--save-model", metavar="DIR", help="write the pipeline to DIR and exit")
     parser.add_argument(
         "--profile", action="store_true", help="add a torch.profiler breakdown of one call"
@@ -67,14 +74,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for extra in extras:
             if "=" not in extra and not Path(extra).is_file():
                 parser.error(f"--compare: no library {extra!r} to preload in {spec!r}")
+    if args.compare_batches and (not args.compare or min(args.compare_batches) < 1):
+        parser.error("--compare-batches needs --compare and batches ≥ 1")
     if args.height % 8 or args.width % 8:
         parser.error("--height and --width must be multiples of 8")
     return args
 
 
-def worker_argv(args: argparse.Namespace) -> list[str]:
+def worker_argv(args: argparse.Namespace, batch: int) -> list[str]:
     """The flags a --compare worker needs: the shape, the model, never --compare itself."""
-    argv = ["--batch", str(args.batch), "--height", str(args.height), "--width", str(args.width)]
+    argv = ["--batch", str(batch), "--height", str(args.height), "--width", str(args.width)]
     argv += ["--step", str(args.step), "--prompt", args.prompt, "--threads", str(args.threads)]
     argv += ["--bf16"] if args.bf16 else []
     argv += ["--synthetic"] if args.synthetic else ["--model", args.model] if args.model else []
@@ -158,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         from inference_server.bench.compare import WorkerFailed, run_compare
 
         try:
-            result = run_compare(args, worker_argv(args))
+            batches = args.compare_batches or (args.batch, args.batch)
+            result = run_compare(args, [worker_argv(args, batch) for batch in batches])
         except WorkerFailed as error:
             print(f"t2i-bench: {error}", file=sys.stderr)
             return 1

@@ -165,11 +165,18 @@ def psnr(path_a: Path, path_b: Path) -> float | None:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def summarize(a: Side, b: Side, batch: int, image_psnr: float | None) -> dict:
-    ratios = [ta / tb for ta, tb in zip(a.seconds, b.seconds, strict=True)]
+def per_image(side: Side, seconds: float) -> float:
+    return seconds / side.ready["batch"]
+
+
+def summarize(a: Side, b: Side, image_psnr: float | None) -> dict:
+    """Per-pair speed-up of B per image (sides may run different batches), with its spread."""
+    ratios = [
+        per_image(a, ta) / per_image(b, tb) for ta, tb in zip(a.seconds, b.seconds, strict=True)
+    ]
     sides = {}
     for side in (a, b):
-        mean = statistics.fmean(side.seconds)
+        mean, batch = statistics.fmean(side.seconds), side.ready["batch"]
         flops = (side.ready.get("flops_per_image") or {}).get("total")
         sides[side.label] = {
             **{k: v for k, v in side.ready.items() if k not in ("event", "cpu")},
@@ -188,27 +195,32 @@ def summarize(a: Side, b: Side, batch: int, image_psnr: float | None) -> dict:
             "min": min(ratios),
             "max": max(ratios),
             "pairs": [round(r, 4) for r in ratios],
-            "ratio_of_means": statistics.fmean(a.seconds) / statistics.fmean(b.seconds),
+            "ratio_of_means": sides[a.label]["s_per_image"] / sides[b.label]["s_per_image"],
         },
         "psnr_db_b_vs_a": image_psnr,
     }
 
 
-def run_compare(args: argparse.Namespace, worker_argv: list[str]) -> dict:
-    """Start both workers, time ``args.repeat`` interleaved pairs, stop both, summarize."""
+def run_compare(args: argparse.Namespace, worker_argvs: list[list[str]]) -> dict:
+    """Start both workers (``worker_argvs``: A's and B's flags), time ``args.repeat``
+    interleaved pairs, stop both, summarize."""
     a, b = (Side.parse(spec) for spec in args.compare)
+    for side, batch in zip((a, b), args.compare_batches or (), strict=False):
+        side.label += f" batch {batch}"
+    if a.label == b.label:  # the same configuration twice: keep both apart in the report
+        a.label, b.label = f"{a.label} (A)", f"{b.label} (B)"
     with tempfile.TemporaryDirectory(prefix="t2i-compare-") as scratch:
         images = Path(scratch) / "a.png", Path(scratch) / "b.png"
         try:
             # FLOPs depend on the model and the shape, not the backend: count them once (A).
-            start(a, worker_argv, images[0])
-            start(b, [*worker_argv, "--no-flops"], images[1])
-            b.ready["flops_per_image"] = a.ready.get("flops_per_image")
+            start(a, worker_argvs[0], images[0])
+            start(b, [*worker_argvs[1], "--no-flops"], images[1])
+            b.ready["flops_per_image"] = a.ready.get("flops_per_image")  # per image
             for round_ in range(args.repeat):
                 ta, tb = timed(a), timed(b)
                 print(
                     f"pair {round_ + 1}: {a.label} {ta:.3f} s, {b.label} {tb:.3f} s, "
-                    f"ratio {ta / tb:.3f}",
+                    f"ratio per image {per_image(a, ta) / per_image(b, tb):.3f}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -218,4 +230,6 @@ def run_compare(args: argparse.Namespace, worker_argv: list[str]) -> dict:
             for side in (a, b):
                 if side.process and side.process.poll() is None:
                     side.process.kill()  # SIGKILL also ends a stopped process
-        return summarize(a, b, args.batch, psnr(*images))
+        # Other batches draw other noise for their first image: no like-for-like PSNR.
+        same_batch = a.ready["batch"] == b.ready["batch"]
+        return summarize(a, b, psnr(*images) if same_batch else None)

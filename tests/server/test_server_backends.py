@@ -84,6 +84,36 @@ def test_bench_compare_of_identical_configs_gives_identical_images(tiny_model_di
         "--repeat", "1", "--no-flops", "--no-peak", "--compare", "eager", "eager",
     )  # fmt: skip
     assert report["result"]["psnr_db_b_vs_a"] == float("inf")
+    assert list(report["result"]["sides"]) == ["eager (A)", "eager (B)"]  # both reported
+
+
+def test_bench_compare_batches_times_each_side_at_its_batch_and_compares_per_image(
+    tiny_model_dir,
+):
+    """Batch 1 against batch 2 interleaved: the ratio is of seconds per image, not per call."""
+    report = run_bench(
+        "--model", str(tiny_model_dir), "--bf16", "--height", "64", "--width", "64",
+        "--repeat", "2", "--no-peak", "--compare", "eager", "eager", "--compare-batches", "1", "2",
+    )  # fmt: skip
+    result = report["result"]
+    assert (result["a"], result["b"]) == ("eager batch 1", "eager batch 2")
+    sides = {batch: result["sides"][f"eager batch {batch}"] for batch in (1, 2)}
+    assert [sides[batch]["batch"] for batch in (1, 2)] == [1, 2]
+    for batch, side in sides.items():
+        assert side["s_per_image"] == pytest.approx(sum(side["latencies_s"]) / 2 / batch, rel=1e-3)
+        assert side["tflops"] > 0  # FLOPs per image, counted once, apply to both
+    pairs = zip(sides[1]["latencies_s"], sides[2]["latencies_s"], strict=True)
+    expected = [round(t1 / (t2 / 2), 4) for t1, t2 in pairs]
+    assert result["speedup_b_over_a"]["pairs"] == pytest.approx(expected, abs=1e-3)
+    assert result["psnr_db_b_vs_a"] is None  # other batches draw other noise
+
+
+def test_bench_compare_batches_needs_compare():
+    out = subprocess.run(
+        [sys.executable, "-m", "inference_server.bench.cli", "--compare-batches", "1", "4"],
+        capture_output=True, text=True, timeout=120, env=cli_env(),
+    )  # fmt: skip
+    assert out.returncode == 2 and "--compare-batches needs --compare" in out.stderr
 
 
 def test_bench_compare_rejects_unknown_backend():
