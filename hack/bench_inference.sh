@@ -4,6 +4,8 @@
 # t2i-bench command of every row is printed before it runs.
 #
 #   bash hack/bench_inference.sh [ROW ...]     # default: all rows; e.g. `compare-ipex startup`
+#   PAIRS=15 bash hack/bench_inference.sh compare-ipex   # more interleaved pairs (default 5):
+#                                                        # for a noisy, shared host
 #
 # The synthetic SDXL-Turbo checkpoint (real architecture, random weights, bf16, 6.9 GB) is
 # written once under ~/.cache/t2i-operator by the IPEX venv's older transformers, whose format
@@ -29,6 +31,7 @@ fi
 lscpu | grep -E 'Model name|^CPU\(s\)' | tee "$OUT/cpu.txt"
 
 TC=$ALLOC/libtcmalloc_minimal.so.4
+PAIRS=${PAIRS:-5}
 bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpoint
   # Single rows run with tcmalloc preloaded, as the server image does; --compare rows name
   # each side's allocator themselves (BACKEND+LIB).
@@ -52,22 +55,22 @@ bench() {  # bench ROW ARGS...: run t2i-bench with ARGS on the synthetic checkpo
 # PYTHONPATH names.
 declare -A trees=([compare-fusion]=81becfa [compare-kv-cache]=356fb35)
 declare -A rows=(
-  [compare-fusion]="--repeat 5 --compare packed+$TC+PYTHONPATH=$cache/tree-81becfa packed+$TC"
-  [compare-kv-cache]="--repeat 5 --compare packed+$TC+PYTHONPATH=$cache/tree-356fb35 packed+$TC"
-  [compare-ipex]="--repeat 5 --compare ipex@$IPEX packed+$TC"
-  [compare-ipex-tcmalloc]="--repeat 5 --compare ipex+$TC@$IPEX packed+$TC"
-  [compare-packed]="--repeat 5 --compare eager+$TC packed+$TC"
-  [compare-compile]="--repeat 5 --compare eager+$TC compile+$TC"
-  [compare-compile-packed]="--repeat 5 --compare compile+$TC packed+$TC"
-  [compare-tcmalloc]="--repeat 5 --compare eager eager+$TC"
-  [compare-jemalloc]="--repeat 5 --compare eager eager+$ALLOC/libjemalloc.so.2"
+  [compare-fusion]="--repeat $PAIRS --compare packed+$TC+PYTHONPATH=$cache/tree-81becfa packed+$TC"
+  [compare-kv-cache]="--repeat $PAIRS --compare packed+$TC+PYTHONPATH=$cache/tree-356fb35 packed+$TC"
+  [compare-ipex]="--repeat $PAIRS --compare ipex@$IPEX packed+$TC"
+  [compare-ipex-tcmalloc]="--repeat $PAIRS --compare ipex+$TC@$IPEX packed+$TC"
+  [compare-packed]="--repeat $PAIRS --compare eager+$TC packed+$TC"
+  [compare-compile]="--repeat $PAIRS --compare eager+$TC compile+$TC"
+  [compare-compile-packed]="--repeat $PAIRS --compare compile+$TC packed+$TC"
+  [compare-tcmalloc]="--repeat $PAIRS --compare eager eager+$TC"
+  [compare-jemalloc]="--repeat $PAIRS --compare eager eager+$ALLOC/libjemalloc.so.2"
   # PyTorch's own switch: its CPU allocator aligns buffers >= 2 MB and madvises huge pages
-  [compare-thp]="--repeat 5 --compare packed+$TC packed+$TC+THP_MEM_ALLOC_ENABLE=1"
+  [compare-thp]="--repeat $PAIRS --compare packed+$TC packed+$TC+THP_MEM_ALLOC_ENABLE=1"
   [packed]="--repeat 3 --backend packed --image-out $OUT/packed.png"
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
   [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/packed.png"
   # batch 4 against batch 1 interleaved (target 4 is a ratio; sequential rows drift apart)
-  [compare-batch4]="--repeat 5 --compare packed+$TC packed+$TC --compare-batches 1 4"
+  [compare-batch4]="--repeat $PAIRS --compare packed+$TC packed+$TC --compare-batches 1 4"
   [batch4-packed]="--batch 4 --repeat 2 --backend packed"
   [batch4-int8]="--batch 4 --repeat 2 --backend int8"
   [batch4-ipex]="--batch 4 --repeat 2 --backend ipex"
