@@ -8,6 +8,11 @@ cache=${T2I_CACHE:-$HOME/.cache/t2i-operator}
 packages=(libjemalloc2=5.3.0-1 libtcmalloc-minimal4=2.10-1)
 key=$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-12)
 dir="$cache/allocators-$key"
+mkdir -p "$cache"
+# Two callers at once (CI beside a benchmark) would delete each other's half-built copy:
+# the second waits for the first, then reuses what it built.
+exec 9>"$cache/.allocators.lock"
+flock 9
 if [ ! -f "$dir/.complete" ]; then
   command -v apt-get >/dev/null || { echo "allocators.sh: needs apt-get (Debian)" >&2; exit 1; }
   rm -rf "$dir" && mkdir -p "$dir/debs"

@@ -6,6 +6,8 @@
 #   bash hack/bench_inference.sh [ROW ...]     # default: all rows; e.g. `compare-ipex startup`
 #   PAIRS=15 bash hack/bench_inference.sh compare-ipex   # more interleaved pairs (default 5):
 #                                                        # for a noisy, shared host
+#   STARTUP_BACKENDS=packed bash hack/bench_inference.sh startup   # default: packed eager compile
+#   python3 hack/bench_summary.py .bench-results/<run>   # the run's rows as Markdown tables
 #
 # The synthetic SDXL-Turbo checkpoint (real architecture, random weights, bf16, 6.9 GB) is
 # written once under ~/.cache/t2i-operator by the IPEX venv's older transformers, whose format
@@ -93,7 +95,7 @@ for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then
     # compile at --max-batch 1: every warmed (size, batch) graph freezes its own copy of the
     # weights, and batches 1..4 ran out of 24 GiB (the server was OOM-killed).
-    for backend in packed eager compile; do
+    for backend in ${STARTUP_BACKENDS:-packed eager compile}; do
       echo ">> [startup-$backend] T2I_MAX_BATCH=1 python -m inference_server.bench.startup" \
         "--backend $backend (tcmalloc preloaded)" >&2
       T2I_MAX_BATCH=1 LD_PRELOAD=$TC "$V/bin/python" -m inference_server.bench.startup \

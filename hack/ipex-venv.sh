@@ -16,6 +16,11 @@ PY
 )
 key=$(printf '%s\n' "${pins[@]}" "$(python3 -V)" | sha256sum | cut -c1-12)
 venv="$cache/ipex-venv-$key"
+mkdir -p "$cache"
+# Two callers at once (CI beside a benchmark) would delete each other's half-built copy:
+# the second waits for the first, then reuses what it built.
+exec 9>"$cache/.ipex-venv.lock"
+flock 9
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   echo ">> creating IPEX venv $venv (torch 2.8 + IPEX 2.8: a few GB, a few minutes cold)" >&2
   rm -rf "$venv"

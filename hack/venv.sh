@@ -14,6 +14,11 @@ print(json.dumps(deps, sort_keys=True), sys.version_info[:2])
 PY
 )
 venv="$cache/venv-$key"
+mkdir -p "$cache"
+# Two callers at once (CI beside a benchmark) would delete each other's half-built copy:
+# the second waits for the first, then reuses what it built.
+exec 9>"$cache/.venv.lock"
+flock 9
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   echo ">> creating venv $venv (torch, diffusers, kopf, ...: a few minutes cold)" >&2
   rm -rf "$venv"
