@@ -3,8 +3,8 @@
 
     python3 hack/bench_summary.py .bench-results/<run>
 
-Reads the `<row>.json` files the script wrote (stdlib only, so any python3 runs it). Rows that
-are missing or empty (a row that failed) are listed as such rather than skipped silently.
+Reads the `<row>.json` files the script wrote (stdlib only, so any python3 runs it). Empty
+results (a row still running, or one that failed) are listed as such, not skipped silently.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main(directory: str) -> int:
         else:
             other.append(f"- {path.stem}: {json.dumps(report)[:400]}")
     cpu = (out / "cpu.txt").read_text().split("\n") if (out / "cpu.txt").exists() else []
-    print("CPU:", "; ".join(line.strip() for line in cpu if line.strip()))
+    print("CPU:", "; ".join(" ".join(line.split()) for line in cpu if line.strip()))
     print(
         "\n| row | backend | size | batch | s/image (timed calls) | images/s | TFLOPS "
         "| % of bf16 peak | start-up | peak RSS | notes |"
@@ -93,7 +93,7 @@ def main(directory: str) -> int:
     print("\n".join(compares))
     print("\n" + "\n".join(other))
     if failed:
-        print("\nno result (the row failed; see the run's log):", ", ".join(failed))
+        print("\nno result (still running, or the row failed; see the log):", ", ".join(failed))
     return 0
 
 
