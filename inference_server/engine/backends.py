@@ -109,11 +109,10 @@ def prepare_pipeline(
     if backend == "ipex":
         return _prepare_ipex(pipe, dtype, sizes, batches)
     if backend == "int8":
-        from inference_server.engine.int8 import int8_unet
+        from inference_server.engine.int8 import prepare_int8
 
         _configure_inductor()
-        pipe.unet = int8_unet(pipe, dtype, sizes, batches)
-        pipe.vae.decoder = torch.compile(pipe.vae.decoder, dynamic=False)
+        return prepare_int8(pipe, dtype, sizes, batches)
     return pipe
 
 

@@ -93,6 +93,37 @@ def test_int8_engine_serves_every_warmed_batch_from_one_calibrated_graph(tiny_mo
         assert [image.size for image in images] == [(width, height)] * batch
 
 
+def test_int8_vae_decoder_is_an_int8_graph_when_asked(tiny_model_dir, monkeypatch):
+    """T2I_INT8_VAE=on: the decoder is calibrated on the latents the calibration images
+    produced and serves its quantized graph (quantize/dequantize ops), at two sizes."""
+    from inference_server.engine.int8 import QuantizedDecoder
+    from inference_server.engine.pipeline import BatchRequest, DiffusersEngine, EngineConfig
+
+    monkeypatch.setenv("T2I_INT8_VAE", "on")
+    config = EngineConfig(model_dir=tiny_model_dir, backend="int8", dtype="bf16", threads=2,
+                          warmup_sizes=((64, 64),), warmup_batches=(1,))  # fmt: skip
+    engine = DiffusersEngine(config)
+    engine.load()
+    decoder = engine.pipe.vae.decoder
+    assert isinstance(decoder, QuantizedDecoder)
+    targets = {str(node.target) for node in decoder.graph._orig_mod.graph.nodes}
+    assert any("quantize_per_tensor" in target for target in targets)
+    for width, height in ((64, 64), (96, 64)):
+        request = BatchRequest(["a cat"], [""], [0], width, height, 2, 0.0)
+        assert [image.size for image in engine.generate(request)] == [(width, height)]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("on", True), ("OFF", False)])
+def test_int8_vae_mode_reads_the_environment(monkeypatch, value, expected):
+    from inference_server.engine.int8 import quantize_vae_decoder
+
+    monkeypatch.setenv("T2I_INT8_VAE", value)
+    assert quantize_vae_decoder() is expected
+    monkeypatch.setenv("T2I_INT8_VAE", "maybe")
+    with pytest.raises(ValueError, match="T2I_INT8_VAE must be one of auto, on, off"):
+        quantize_vae_decoder()
+
+
 def test_loaded_weights_live_in_process_memory_not_in_the_mmapped_checkpoint(tiny_model_dir):
     """File-backed weights are evicted under memory pressure and re-read on every step."""
     from inference_server.engine.loader import load_pipeline, mapped_file_ranges
