@@ -72,9 +72,8 @@ declare -A rows=(
   [packed]="--repeat 3 --backend packed --image-out $OUT/packed.png"
   [eager]="--repeat 3 --backend eager --image-out $OUT/eager.png"
   [int8]="--repeat 3 --backend int8 --image-out $OUT/int8.png --reference-image $OUT/packed.png"
-  # the VAE decoder in int8 too, or not, whatever this CPU's default (T2I_INT8_VAE=auto)
+  # the VAE decoder in int8 too (T2I_INT8_VAE=on; off, the default, is the int8 row)
   [int8-vae]="--repeat 3 --backend int8 --image-out $OUT/int8-vae.png --reference-image $OUT/packed.png"
-  [int8-unet]="--repeat 3 --backend int8 --image-out $OUT/int8-unet.png --reference-image $OUT/packed.png"
   # batch 4 against batch 1 interleaved (target 4 is a ratio; sequential rows drift apart)
   [compare-batch4]="--repeat $PAIRS --compare packed+$TC packed+$TC --compare-batches 1 4"
   [batch4-packed]="--batch 4 --repeat 2 --backend packed"
@@ -92,10 +91,10 @@ declare -A rows=(
   [profile-compile]="--repeat 1 --backend compile --no-flops --profile"
 )
 # Environment of a row's t2i-bench process (beside LD_PRELOAD).
-declare -A row_env=([int8-vae]="T2I_INT8_VAE=on" [int8-unet]="T2I_INT8_VAE=off")
+declare -A row_env=([int8-vae]="T2I_INT8_VAE=on")
 order=(compare-fusion compare-kv-cache compare-ipex compare-ipex-tcmalloc compare-packed compare-compile compare-compile-packed compare-tcmalloc
   compare-jemalloc packed eager int8 startup batch4-packed batch4-eager batch4-compile 1024-packed 1024-eager 1024-compile
-  profile-packed profile-eager profile-compile weight-traffic compare-thp compare-batch4 batch4-int8 1024-int8 batch4-ipex 1024-ipex int8-vae int8-unet)
+  profile-packed profile-eager profile-compile weight-traffic compare-thp compare-batch4 batch4-int8 1024-int8 batch4-ipex 1024-ipex int8-vae)
 selected=("${@:-${order[@]}}")
 for row in "${selected[@]}"; do
   if [ "$row" = startup ]; then

@@ -7,9 +7,12 @@ scales need calibration: the UNet's real inputs are recorded while the bf16 pipe
 calibration images, then replayed through the observed fp32 graph. Quality differs from bf16;
 ``t2i-bench --compare`` reports the PSNR of the decoded image against bf16 on the same seed.
 
-The VAE decoder (28 % of a 512x512 image's FLOPs) is quantized the same way where that pays:
-``T2I_INT8_VAE`` = ``auto`` (default: on CPUs without AMX-INT8, where int8 matmuls run ~2x
-bf16; with AMX it measured no faster and deviated more), ``on`` or ``off`` (compiled bf16).
+The VAE decoder (28 % of a 512x512 image's FLOPs) stays compiled bf16 unless
+``T2I_INT8_VAE=on`` quantizes it the same way (calibrated on the calibration images' latents).
+Measured on a Xeon with AMX and on an AMD EPYC without it (int8 matmuls 2.2x bf16 there), it was
+no faster per image either way and deviated more (PSNR 37.2 vs 39.0 dB on the EPYC): its
+full-resolution 128/256-channel convolutions sit between GroupNorm/SiLU passes, so each one
+quantizes and dequantizes a large activation for little GEMM work. See BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,20 +29,14 @@ from inference_server.engine.unet_graph import GraphUNet, UNetCore, record_unet_
 log = logging.getLogger(__name__)
 
 
-INT8_VAE_MODES = ("auto", "on", "off")
+INT8_VAE_MODES = ("off", "on")
 
 
 def quantize_vae_decoder() -> bool:
     """Whether ``int8`` also quantizes the VAE decoder (``T2I_INT8_VAE``, see the module doc)."""
-    mode = os.environ.get("T2I_INT8_VAE", "auto").strip().lower()
+    mode = os.environ.get("T2I_INT8_VAE", "off").strip().lower()
     if mode not in INT8_VAE_MODES:
         raise ValueError(f"T2I_INT8_VAE must be one of {', '.join(INT8_VAE_MODES)}, not {mode!r}")
-    if mode == "auto":
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-                return "amx_int8" not in cpuinfo.read()
-        except OSError:
-            return False
     return mode == "on"
 
 
