@@ -18,6 +18,11 @@ def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return "—" if value is None else f"{value:.{digits}f}{suffix}"
 
 
+def peak_of(report: dict) -> str:
+    """The run's measured bf16 peak (absent with t2i-bench --no-peak)."""
+    return fmt(report.get("bf16_matmul_peak_tflops"), 3)
+
+
 def single_row(name: str, report: dict) -> str:
     r = report["result"]
     size = f"{r['height']}²" if r["height"] == r["width"] else f"{r['height']}x{r['width']}"
@@ -30,7 +35,7 @@ def single_row(name: str, report: dict) -> str:
     return (
         f"| {name} | {r['backend']} | {size} | {r['batch']} | {r['s_per_image']:.2f} ({timed}) | "
         f"{r['images_per_s']:.3f} | {fmt(r.get('tflops'))} | "
-        f"{fmt(r.get('pct_of_bf16_peak'), 1, ' %')} of {report['bf16_matmul_peak_tflops']:.3f} | "
+        f"{fmt(r.get('pct_of_bf16_peak'), 1, ' %')} of {peak_of(report)} | "
         f"{r['startup_s']:.1f} s | {r['peak_rss_gb']:.2f} GB | {'; '.join(extra)} |"
     )
 
@@ -45,7 +50,7 @@ def compare_row(name: str, report: dict) -> str:
         f"({len(s['pairs'])} pairs) | {s['ratio_of_means']:.3f} | "
         f"{a['s_per_image']:.2f}, {b['s_per_image']:.2f} | "
         f"{fmt(a.get('pct_of_bf16_peak'), 1)}, {fmt(b.get('pct_of_bf16_peak'), 1)} of "
-        f"{report.get('bf16_matmul_peak_tflops', 0):.3f} | "
+        f"{peak_of(report)} | "
         f"{fmt(a.get('startup_s'), 1)}, {fmt(b.get('startup_s'), 1)} s | "
         f"{fmt(a.get('peak_rss_gb'))}, {fmt(b.get('peak_rss_gb'))} GB | "
         f"{'—' if psnr is None else f'{psnr:.1f} dB'} |"

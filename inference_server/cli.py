@@ -139,15 +139,12 @@ def build(args: argparse.Namespace):
     """Config + engine + app from parsed flags (kept apart from serving for tests)."""
     from inference_server.app import create_app
     from inference_server.config import SIZES
-    from inference_server.engine.backends import missing_requirement, resolve_backend
-    from inference_server.engine.int8 import quantize_vae_decoder
+    from inference_server.engine.backends import missing_requirement
     from inference_server.engine.pipeline import DiffusersEngine, EngineConfig, warmup_batches
 
     problem = missing_requirement(args.backend)  # also refuses unknown names, listing valid ones
     if problem:
         raise ValueError(problem)
-    if resolve_backend(args.backend) == "int8":
-        quantize_vae_decoder()  # a bad T2I_INT8_VAE stops the start, naming the variable
     unknown = [s for s in args.warmup_sizes.split(",") if s not in SIZES]
     if unknown:
         raise ValueError(f"--warmup-sizes: unknown size(s) {', '.join(unknown)}")

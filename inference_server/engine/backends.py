@@ -66,6 +66,13 @@ def missing_requirement(backend: str) -> str | None:
             )
     if backend == "int8" and importlib.util.find_spec("torchao") is None:
         return "backend 'int8' needs torchao (pip install 't2i-operator[int8]')"
+    if backend == "int8":
+        from inference_server.engine.int8 import quantize_vae_decoder
+
+        try:
+            quantize_vae_decoder()
+        except ValueError as error:  # a bad T2I_INT8_VAE
+            return str(error)
     if backend == "ipex" and importlib.util.find_spec("intel_extension_for_pytorch") is None:
         return (
             "backend 'ipex' needs intel_extension_for_pytorch, with torch 2.8, transformers 4.55 "

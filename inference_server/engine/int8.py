@@ -92,17 +92,28 @@ def quantize_decoder(decoder: torch.nn.Module, latents: list[torch.Tensor]) -> t
     return _quantize_pt2e(_DecoderCore(decoder.float().eval()), fp32, dynamic, "VAE decoder")
 
 
+def _under_bf16_autocast(graph):
+    """Call an int8 graph on fp32 inputs (as exported) under bf16 autocast, which the
+    activations between its quantized ops use (see ``_without_dtype_asserts``)."""
+
+    def run(*args):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return graph(*(arg.float() for arg in args))
+
+    return run
+
+
 class QuantizedDecoder(torch.nn.Module):
-    """Drop-in ``vae.decoder``: the compiled int8 graph, run under bf16 autocast like the UNet."""
+    """Drop-in ``vae.decoder``: the compiled int8 graph, run like the UNet's."""
 
     def __init__(self, graph, dtype: torch.dtype) -> None:
         super().__init__()
         self.graph = graph
         self.dtype = dtype
+        self._run = _under_bf16_autocast(graph)
 
     def forward(self, sample: torch.Tensor, latent_embeds=None) -> torch.Tensor:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.graph(sample.float()).to(self.dtype)
+        return self._run(sample).to(self.dtype)
 
 
 @contextlib.contextmanager
@@ -137,15 +148,11 @@ def prepare_int8(pipe, compute_dtype: torch.dtype, sizes, batches):
     The UNet graph is exported with batch and latent size dynamic where possible (a batch of
     1 is specialised by export), so the other warmed shapes reuse the same calibrated graph."""
     with_vae = quantize_vae_decoder()
-    with recorded_inputs(pipe.vae.decoder) as latents:
+    recording = recorded_inputs(pipe.vae.decoder) if with_vae else contextlib.nullcontext([])
+    with recording as latents:
         calibration = record_unet_inputs(pipe, sizes[0], max(batches))
     unet = pipe.unet
-    compiled = torch.compile(quantize_unet(unet, calibration), dynamic=False)
-
-    def run(*args):
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return compiled(*(arg.float() for arg in args))
-
+    run = _under_bf16_autocast(torch.compile(quantize_unet(unet, calibration), dynamic=False))
     # One calibrated graph serves every shape; torch.compile specialises it per shape itself.
     pipe.unet = GraphUNet(unet, lambda example: run, compute_dtype)
     if with_vae:
