@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from inference_server.status import machine_cpu, server_status
+from inference_server.api.status import machine_cpu, server_status
 
 blueprint = Blueprint("ops", __name__)
 

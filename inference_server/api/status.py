@@ -6,6 +6,8 @@ may know anyway (the model name is in every seed API response) plus the machine 
 
 from __future__ import annotations
 
+import functools
+
 from inference_server.api.schema import MAX_PROMPT_CHARS
 from inference_server.config import SIZES, ServerConfig
 from inference_server.cpu import cpu_info
@@ -33,12 +35,7 @@ def server_status(
     }
 
 
-_CPU: dict | None = None
-
-
+@functools.cache
 def machine_cpu() -> dict:
     """Read /proc/cpuinfo once per process: it does not change while we run."""
-    global _CPU
-    if _CPU is None:
-        _CPU = cpu_info()
-    return _CPU
+    return cpu_info()
