@@ -15,6 +15,8 @@ bash hack/lint.sh
 export T2I_IPEX_PYTHON=${T2I_IPEX_PYTHON:-$(bash hack/ipex-venv.sh)}
 # jemalloc/tcmalloc (Debian packages, cached); one test preloads one into a bench worker.
 export T2I_ALLOCATORS=${T2I_ALLOCATORS:-$(bash hack/allocators.sh)}
+# Debian's chromium for the playground's browser tests (apt-get once; Playwright drives it).
+export T2I_CHROMIUM=${T2I_CHROMIUM:-$(bash hack/chromium.sh)}
 if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
   bash hack/cluster/build.sh   # cached: a no-op when the binaries for these versions exist
 fi

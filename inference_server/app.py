@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from inference_server.api import openai, ops, seed
+from inference_server.api import openai, ops, playground, seed
 from inference_server.api.errors import ApiError
 from inference_server.batcher import Batcher
 from inference_server.config import ServerConfig
@@ -88,6 +88,8 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     app.extensions["t2i"] = runtime
     for module in (seed, openai, ops):
         app.register_blueprint(module.blueprint)
+    if config.ui:
+        app.register_blueprint(playground.blueprint)
 
     def error_body(status: int, message: str, field: str | None, code: str):
         if request.path.startswith("/v1/"):

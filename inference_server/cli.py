@@ -113,6 +113,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const=True,
     )
+    _add(
+        parser,
+        "--ui",
+        defaults.ui,
+        "serve the playground page at / (false: API only, / is 404)",
+        type=_truthy,
+        nargs="?",
+        const=True,
+    )
     args = parser.parse_args(argv)
     positive = (
         "port",
@@ -160,6 +169,7 @@ def build(args: argparse.Namespace):
         retention_max_age_seconds=args.retention_max_age,
         max_body_bytes=args.max_body_bytes,
         log_prompts=args.log_prompts,
+        ui=args.ui,
     )
     engine = DiffusersEngine(
         EngineConfig(

@@ -23,3 +23,4 @@ class ServerConfig:
     retention_max_bytes: int = 2 << 30
     retention_max_age_seconds: float = 24 * 3600  # 0 = no age bound
     log_prompts: bool = False
+    ui: bool = True  # the playground page at /; off for API-only deployments

@@ -6,6 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inference_server.api.status import machine_cpu, server_status
+
 blueprint = Blueprint("ops", __name__)
 
 
@@ -32,3 +34,14 @@ def metrics():
     runtime.metrics.ready.set(1 if runtime.is_ready() else 0)
     runtime.metrics.queue_depth.set(runtime.batcher.depth)
     return Response(generate_latest(runtime.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@blueprint.get("/api/status")
+def status():
+    runtime = current_app.extensions["t2i"]
+    description = getattr(runtime.engine, "description", {})
+    return jsonify(
+        server_status(
+            runtime.config, description, runtime.is_ready(), runtime.batcher.depth, machine_cpu()
+        )
+    )

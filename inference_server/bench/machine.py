@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import resource
 import time
-from pathlib import Path
 
 import torch
 
-ISA_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f")
+from inference_server.cpu import ISA_FLAGS, cpu_info
 
-
-def cpu_info() -> dict:
-    """CPU model name and the ISA flags that decide bf16/int8 speed."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return {"model": model, "flags": [flag for flag in ISA_FLAGS if flag in flags]}
+__all__ = ["ISA_FLAGS", "cpu_info", "int8_matmul_peak_tops", "matmul_peak_tflops", "peak_rss_gb"]
 
 
 def _best_rate(run, work: float, repeat: int) -> float:

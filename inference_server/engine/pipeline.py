@@ -62,6 +62,8 @@ class DiffusersEngine:
         self.ready = threading.Event()
         self.batches_run = 0
         self.largest_batch = 0
+        # What the status endpoint shows once loaded (the resolved backend, not "auto").
+        self.description: dict[str, object] = {}
 
     def load(self) -> None:
         """Load + optimise + warm up; only then is the engine ready (readiness depends on it)."""
@@ -87,13 +89,16 @@ class DiffusersEngine:
                 self.generate(BatchRequest(prompts, [""] * size, seeds, width, height, 1, 0.0))
         self.batches_run = 0
         self.largest_batch = 0
+        self.description = {
+            "backend": backend,
+            "dtype": str(dtype).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
+        }
         self.ready.set()
         log.info(
             "engine ready",
             extra={
-                "backend": backend,
-                "dtype": str(dtype).removeprefix("torch."),
-                "threads": torch.get_num_threads(),
+                **self.description,
                 "allocator": allocator,
                 "startup_s": round(time.perf_counter() - started, 1),
             },

@@ -124,6 +124,7 @@ class Server:
     maxBatch: int = 4
     backend: str = "auto"
     threads: int = 0
+    ui: bool = True  # the playground page at /; false for API-only deployments
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ def test_defaults_match_the_design_command_line(monkeypatch):
     )
     assert (args.default_steps, args.max_batch, args.backend, args.threads) == (4, 4, "auto", 0)
     assert args.log_prompts is False
+    assert args.ui is True
 
 
 def test_every_flag_reads_its_environment_variable(monkeypatch):
@@ -49,6 +50,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "T2I_MAX_BODY_BYTES": "14",
         "T2I_HTTP_THREADS": "15",
         "T2I_LOG_PROMPTS": "true",
+        "T2I_UI": "false",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -73,6 +75,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "max_body_bytes": 14,
         "http_threads": 15,
         "log_prompts": True,
+        "ui": False,
     }
     assert {f"T2I_{name.upper()}" for name in vars(args)} == set(values)
 
@@ -92,6 +95,7 @@ def test_flag_beats_environment_and_bad_environment_is_ignored_when_flag_given(m
         ({}, ["--max-batch", "0"], "--max-batch must be positive"),
         ({}, ["--default-steps", "51"], "--default-steps must be at most 50"),
         ({"T2I_LOG_PROMPTS": "maybe"}, [], "--log-prompts"),
+        ({"T2I_UI": "maybe"}, [], "--ui"),
         ({}, ["--dtype", "fp8"], "--dtype: invalid choice"),
     ],
 )

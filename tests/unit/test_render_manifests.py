@@ -281,6 +281,11 @@ def test_image_pull_secrets_and_server_settings():
     assert arg(c, "--threads") == "7"
 
 
+@pytest.mark.parametrize(("server", "flag"), [({}, "true"), ({"ui": False}, "false")])
+def test_the_playground_follows_spec_server_ui(server, flag):
+    assert arg(container(render("", server=server)), "--ui") == flag
+
+
 @pytest.mark.parametrize(
     ("limit", "threads"),
     [("16", 16), ("15500m", 15), ("500m", 1), (32, 32), ("2.5", 2)],

@@ -74,6 +74,8 @@ def server_args(spec: Spec) -> list[str]:
         spec.server.backend,
         "--threads",
         str(effective_threads(spec)),
+        "--ui",
+        "true" if spec.server.ui else "false",
     ]
 
 
