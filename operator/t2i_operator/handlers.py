@@ -1,7 +1,10 @@
 """Thin kopf handlers: each hands one event to a plain function in reconcile.py.
 
 - The CR: resume + create + update → a full pass. A missing input → Warning Event, status
-  Ready=False, and kopf.TemporaryError with a growing delay (retried until it appears).
+  Ready=False, and kopf.TemporaryError with a growing delay (retried until it appears). A spec
+  the operator cannot render → Warning Event and status once, no retries (only a new spec helps).
+- Any other exception in a handler → a Warning Event naming it (kopf itself only logs it), then
+  kopf's retry.
 - Owned Deployments and Services (by label): deletion or drift from the rendered state → a full
   pass of the owning CR (reverts it); any other change (rollout progress) → status only.
 - Owned pods: status only.
@@ -22,10 +25,21 @@ from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 OWNED = {LABEL_MANAGED_BY: MANAGER}
 MAX_RETRY_DELAY = 60
+EVENT_MESSAGE_LIMIT = 500
 
 
 def _retry_delay(retry: int) -> int:
     return min(5 * 2**retry, MAX_RETRY_DELAY)
+
+
+def _report(body: kopf.Body, error: Exception) -> None:
+    """An unexpected failure as a Warning Event on the CR (API errors carry only the server's
+    message, never a request body, so no Secret data can reach it)."""
+    if isinstance(error, ApiException):
+        detail = f"API server answered {error.status}: {reconcile._api_message(error)}"
+    else:
+        detail = f"{type(error).__name__}: {error}"
+    kopf.warn(body, reason="ReconcileError", message=detail[:EVENT_MESSAGE_LIMIT])
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, backoff=10)
@@ -39,6 +53,10 @@ def reconcile_service(
     except ApiException as e:
         if reconcile.going_away(e):
             return
+        _report(body, e)
+        raise
+    except Exception as e:
+        _report(body, e)
         raise
     if outcome is None:
         return
@@ -46,6 +64,8 @@ def reconcile_service(
         logger.info(f"applied {outcome.written}, deleted {outcome.deleted}")
     if outcome.problem is not None:
         kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
+        if outcome.problem.reason in reconcile.SPEC_PROBLEMS:
+            return  # reported in status and an Event; retrying the same spec cannot help
         raise kopf.TemporaryError(outcome.problem.message, delay=_retry_delay(retry))
 
 

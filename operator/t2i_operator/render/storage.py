@@ -19,6 +19,7 @@ from t2i_operator.render.common import (
     credentials_secret_name,
     labels,
     namespaced_meta,
+    pv_label,
     pv_name,
     pvc_name,
 )
@@ -55,7 +56,11 @@ def render_pv(spec: Spec, owner: Owner) -> dict[str, Any]:
         "kind": "PersistentVolume",
         "metadata": {
             "name": name,
-            "labels": {**labels(owner), LABEL_PVNAME: name, LABEL_OWNER: owner.owner_label},
+            "labels": {
+                **labels(owner),
+                LABEL_PVNAME: pv_label(owner),
+                LABEL_OWNER: owner.owner_label,
+            },
         },
         "spec": {
             "capacity": {"storage": oss.capacity},
@@ -92,7 +97,7 @@ def render_pvc(spec: Spec, owner: Owner) -> dict[str, Any]:
             "accessModes": ["ReadOnlyMany"],
             "resources": {"requests": {"storage": oss.capacity}},
             "storageClassName": "",
-            "selector": {"matchLabels": {LABEL_PVNAME: pv_name(owner)}},
+            "selector": {"matchLabels": {LABEL_PVNAME: pv_label(owner)}},
         },
     }
 
