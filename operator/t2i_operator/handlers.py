@@ -5,11 +5,14 @@
   the operator cannot render → Warning Event and status once, no retries (only a new spec helps).
 - Any other exception in a handler → a Warning Event naming it (kopf itself only logs it), then
   kopf's retry.
-- Owned Deployments and Services (by label): deletion or drift from the rendered state → a full
-  pass of the owning CR (reverts it); any other change (rollout progress) → status only.
+- Owned Deployments, Services, HPAs and PVCs (by label): deletion or drift from the rendered
+  state → a full pass of the owning CR (reverts it); any other change (rollout progress, HPA
+  status) → status only. The Secret copy is not watched (that needs list/watch on every Secret
+  in the cluster): it is immutable, and a deleted copy comes back at the resync.
 - Owned pods: status only.
 - A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
-- Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest.
+- Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest. Only
+  OSS resources carry the finalizer.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def _owner_name(body: kopf.Body) -> str | None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
+@kopf.on.event("", "v1", "persistentvolumeclaims", labels=OWNED)
 def child_changed(
     body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **_: Any
 ) -> None:
@@ -112,7 +117,13 @@ def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> N
                 raise
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+def _has_volume(spec: kopf.Spec, **_: Any) -> bool:
+    """Only OSS resources have a cluster-scoped PV, so only they carry the finalizer (kopf adds
+    it only while a deletion handler matches): deleting any other CR never waits on us."""
+    return (spec.get("model") or {}).get("source") == "OSS"
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL, when=_has_volume)
 def delete_volumes(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     deleted = reconcile.cleanup(memo.kube, reconcile.owner_of(body))
     if deleted:

@@ -5,7 +5,7 @@ are plain dicts from render/. Why not the DynamicClient: it runs API discovery (
 a cache file) before the first request. The handful of kinds we touch have fixed paths.
 
 Only PUBLIC parts of the kubernetes package are used (Configuration's documented attributes,
-`get_api_key_with_prefix`, ApiException), which are the same in every release the pin allows
+`auth_settings()`, ApiException), which are the same in every release the pin allows
 (>=30): the generated ApiClient's request plumbing changed shape in 37 (`param_serialize`).
 
 Every name in a path comes from a spec or an object: each is checked as ONE path segment and
@@ -120,10 +120,12 @@ class Kube:
             "Content-Type": content_type,
             "User-Agent": self.user_agent,
         }
-        # Calls the refresh hook first (in-cluster: the rotated, projected token).
-        token = self.config.get_api_key_with_prefix("authorization")
-        if token:
-            headers["Authorization"] = token
+        # auth_settings() calls the refresh hook first (in-cluster: the rotated, projected
+        # token) and knows where this release keeps the token (`authorization` up to 36,
+        # `BearerToken` from 37).
+        for setting in self.config.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
         return headers
 
     def request(
@@ -183,6 +185,15 @@ class Kube:
             body=obj,
             query=query,
             content_type="application/apply-patch+yaml",
+        )
+
+    def merge_patch(self, ref: Ref, patch: dict[str, Any], *, manager: str) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            path_for(ref.api_version, ref.kind, ref.namespace, ref.name),
+            body=patch,
+            query=[("fieldManager", manager)],
+            content_type="application/merge-patch+json",
         )
 
     def delete(self, ref: Ref, *, uid: str | None = None) -> bool:

@@ -25,7 +25,9 @@ from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
 from t2i_operator.render.common import selector_string
 from t2i_operator.render.deployment import render_deployment
+from t2i_operator.render.hpa import render_hpa
 from t2i_operator.render.service import render_service
+from t2i_operator.render.storage import render_pvc
 from t2i_operator.status import Problem, compute_status
 from t2i_operator.validate import SpecError, check
 
@@ -239,8 +241,18 @@ def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] |
     if spec is None or problem is not None or not applied(cr):
         return  # the failing full pass reports it; a child event changes nothing about that
     owner = owner_of(cr)
-    desired = {"Deployment": render_deployment, "Service": render_service}
-    render = desired.get((child or {}).get("kind", ""))
+    desired = {
+        "Deployment": render_deployment,
+        "Service": render_service,
+        "HorizontalPodAutoscaler": render_hpa,
+        "PersistentVolumeClaim": render_pvc,
+    }
+    kind = (child or {}).get("kind", "")
+    render = desired.get(kind)
+    if (kind == "PersistentVolumeClaim" and spec.model.source != "OSS") or (
+        kind == "HorizontalPodAutoscaler" and not spec.autoscaling.enabled
+    ):
+        render = None  # not desired at all: the full pass prunes it
     try:
         drifted = render is not None and apply.needs_apply(render(spec, owner), child)
     except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError):

@@ -40,6 +40,9 @@ def render_credentials_secret(owner: Owner, credentials: Credentials) -> dict[st
         "kind": "Secret",
         "metadata": namespaced_meta(owner, credentials_secret_name(owner)),
         "type": "Opaque",
+        # Tampering is refused by the API server (the copy is not watched, see handlers.py);
+        # a rotated key is a delete + create (apply.py).
+        "immutable": True,
         "data": {
             "akId": _b64(credentials.access_key_id),
             "akSecret": _b64(credentials.access_key_secret),
