@@ -12,7 +12,7 @@
 - Owned pods: status only.
 - A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
 - Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest. Only
-  OSS resources carry the finalizer.
+  OSS and PVC resources carry the finalizer (the delete handler and the timer are filtered).
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ def _has_volume(spec: kopf.Spec, **_: Any) -> bool:
     """Only OSS resources have a cluster-scoped PV, so only they carry the finalizer (kopf adds
     it only while a deletion handler matches): deleting any other CR never waits on us."""
     return (spec.get("model") or {}).get("source") == "OSS"
+
+
+def has_unwatched_input(spec: kopf.Spec, **_: Any) -> bool:
+    """The resync timer's filter: only the user's Secret (OSS) and PVC are not watched. (kopf
+    puts a finalizer on every object a timer runs for, so an unfiltered timer would make every
+    resource's deletion wait for the operator.)"""
+    return (spec.get("model") or {}).get("source") in ("OSS", "PVC")
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL, when=_has_volume)

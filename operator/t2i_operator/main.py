@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             id="resync",
             interval=args.resync_seconds,
             initial_delay=args.resync_seconds,
+            when=handlers.has_unwatched_input,
         )(handlers.resync)
     # kopf's formatter prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_prefix=True)

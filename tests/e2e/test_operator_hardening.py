@@ -267,3 +267,49 @@ def test_secret_copy_cannot_be_tampered_and_a_rotated_key_still_arrives(kubectl,
         return s and base64.b64decode(s["data"]["akSecret"]).decode() == "second"
 
     wait_for(rotated, "the rotated key in the copy")
+
+
+def test_only_resources_with_unwatched_inputs_carry_the_finalizer(kubectl, ns):
+    """Item 11: a bundled-model resource is deleted without waiting for the operator."""
+    kubectl.apply(t2i("sd", ns))
+    wait_for(
+        lambda: condition(kubectl.get("t2i", "sd", ns), "Ready").get("status") == "True",
+        "Ready=True",
+    )
+    assert not kubectl.get("t2i", "sd", ns)["metadata"].get("finalizers")
+
+
+def test_canonicalised_values_cost_no_writes(kubectl, ns, audit_log):
+    """Item 6: quantities the API server rewrites ("0.5" → 500m, "1024Mi" → 1Gi) and the PV's
+    storageClassName "" (dropped) used to cost PATCHes on every pass and Deployment event."""
+    if audit_log is None:
+        pytest.skip("needs the control plane's audit log")
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "oss", "namespace": ns},
+            "stringData": {"akId": "id", "akSecret": "secret"},
+        }
+    )
+    body = t2i("sd", ns, model=oss_model("oss"))
+    body["spec"]["resources"] = {
+        "requests": {"cpu": "0.5", "memory": "1024Mi"},
+        "limits": {"cpu": "1", "memory": "2048Mi"},
+    }
+    kubectl.apply(body)
+    wait_for(
+        lambda: condition(kubectl.get("t2i", "sd", ns), "Ready").get("status") == "True",
+        "Ready=True",
+    )
+    since = time.time()
+    deadline = since + 12  # observation window: two resync passes (--resync-seconds=5)
+    while time.time() < deadline:
+        time.sleep(1)
+    writes = [
+        (e["verb"], e["requestURI"])
+        for e in mutating_requests(audit_log, since)
+        if (f"/namespaces/{ns}/" in e.get("requestURI", "") or f"{ns}-sd-models" in e["requestURI"])
+        and not e["requestURI"].split("?")[0].endswith("/status")  # settling readiness is news
+    ]
+    assert writes == []

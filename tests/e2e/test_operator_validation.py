@@ -58,6 +58,7 @@ INVALID = [
     ({"server": {"gracePeriodSeconds": 1}}, "spec.server.gracePeriodSeconds"),
     ({"nodeSelector": {"bad key!": "x"}}, "spec.nodeSelector"),
     ({"image": {"tag": "x" * 200}}, "spec.image.tag"),
+    ({"tolerations": [{"key": "k", "value": "v" * 64}]}, "spec.tolerations[0].value"),
 ]
 
 
