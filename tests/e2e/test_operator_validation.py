@@ -55,6 +55,7 @@ INVALID = [
     ),
     ({"resources": {"limits": {"cpu": "NaN"}}}, "spec.resources.limits.cpu"),
     ({"server": {"publicBaseURL": "javascript:alert(1)"}}, "spec.server.publicBaseURL"),
+    ({"server": {"publicBaseURL": "https://t2i.example.com:99999"}}, "spec.server.publicBaseURL"),
     ({"server": {"gracePeriodSeconds": 1}}, "spec.server.gracePeriodSeconds"),
     ({"nodeSelector": {"bad key!": "x"}}, "spec.nodeSelector"),
     ({"image": {"tag": "x" * 200}}, "spec.image.tag"),
@@ -77,6 +78,19 @@ def test_valid_tdx_spec_with_matching_node_selector_is_accepted(kubectl, ns):
         "good", ns, placement={"pool": "TDX"}, nodeSelector={"nodepool-label": "tdx-vm-pool"}
     )
     kubectl("create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(body))
+
+
+def test_new_server_fields_are_accepted_and_explained(kubectl, ns):
+    """Issue 17's operator side: spec.server.publicBaseURL and gracePeriodSeconds."""
+    body = t2i(
+        "good",
+        ns,
+        server={"publicBaseURL": "https://t2i.example.com:8443/api", "gracePeriodSeconds": 120},
+        autoscaling={"enabled": True, "targetMemoryUtilizationPercentage": 0},
+    )
+    kubectl("create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(body))
+    text = kubectl("explain", "t2i.spec.server")
+    assert "publicBaseURL" in text and "gracePeriodSeconds" in text
 
 
 def test_explain_reads_well(kubectl, operator):
