@@ -125,6 +125,8 @@ class Server:
     backend: str = "auto"
     threads: int = 0
     ui: bool = True  # the playground page at /; false for API-only deployments
+    publicBaseURL: str = ""  # "" = URLs from the request (the server's own default)
+    gracePeriodSeconds: int = 0  # 0 = derive from maxBatch and steps (render/deployment.py)
 
 
 @dataclass(frozen=True)

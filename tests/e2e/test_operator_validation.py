@@ -13,9 +13,9 @@ pytestmark = pytest.mark.e2e
 
 INVALID = [
     ({"model": {"source": "OSS"}}, "spec.model.oss"),
-    ({"model": {"source": "OSS", "oss": {"bucket": "b"}}}, "spec.model.oss.endpoint"),
+    ({"model": {"source": "OSS", "oss": {"bucket": "bkt"}}}, "spec.model.oss.endpoint"),
     (
-        {"model": {"source": "OSS", "oss": {"bucket": "b", "endpoint": "e"}}},
+        {"model": {"source": "OSS", "oss": {"bucket": "bkt", "endpoint": "e"}}},
         "spec.model.oss.credentialsSecretRef.name",
     ),
     ({"model": {"source": "PVC"}}, "spec.model.pvc"),
@@ -30,6 +30,36 @@ INVALID = [
     ({"server": {"backend": "cuda"}}, "spec.server.backend"),
     ({"server": {"steps": 0}}, "spec.server.steps"),
     ({"outputDirPath": "relative/dir"}, "spec.outputDirPath"),
+    # issue 16: names, paths, command-line options, quantities, URLs
+    ({"outputDirPath": "/tmp/../etc"}, "spec.outputDirPath"),
+    ({"model": {"mountPath": "/models/.."}}, "spec.model.mountPath"),
+    (
+        {"model": {"source": "HostPath", "hostPath": {"path": "/data/../../etc"}}},
+        "spec.model.hostPath.path",
+    ),
+    ({"image": {"pullSecrets": [{"name": "../x"}]}}, "spec.image.pullSecrets[0].name"),
+    ({"model": {"source": "PVC", "pvc": {"claimName": "a/b"}}}, "spec.model.pvc.claimName"),
+    (
+        {
+            "model": {
+                "source": "OSS",
+                "oss": {
+                    "bucket": "bkt",
+                    "endpoint": "e",
+                    "otherOpts": "-o allow_other; rm -rf /",
+                    "credentialsSecretRef": {"name": "s"},
+                },
+            }
+        },
+        "spec.model.oss.otherOpts",
+    ),
+    ({"resources": {"limits": {"cpu": "NaN"}}}, "spec.resources.limits.cpu"),
+    ({"server": {"publicBaseURL": "javascript:alert(1)"}}, "spec.server.publicBaseURL"),
+    ({"server": {"publicBaseURL": "https://t2i.example.com:99999"}}, "spec.server.publicBaseURL"),
+    ({"server": {"gracePeriodSeconds": 1}}, "spec.server.gracePeriodSeconds"),
+    ({"nodeSelector": {"bad key!": "x"}}, "spec.nodeSelector"),
+    ({"image": {"tag": "x" * 200}}, "spec.image.tag"),
+    ({"tolerations": [{"key": "k", "value": "v" * 64}]}, "spec.tolerations[0].value"),
 ]
 
 
@@ -48,6 +78,19 @@ def test_valid_tdx_spec_with_matching_node_selector_is_accepted(kubectl, ns):
         "good", ns, placement={"pool": "TDX"}, nodeSelector={"nodepool-label": "tdx-vm-pool"}
     )
     kubectl("create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(body))
+
+
+def test_new_server_fields_are_accepted_and_explained(kubectl, ns):
+    """Issue 17's operator side: spec.server.publicBaseURL and gracePeriodSeconds."""
+    body = t2i(
+        "good",
+        ns,
+        server={"publicBaseURL": "https://t2i.example.com:8443/api", "gracePeriodSeconds": 120},
+        autoscaling={"enabled": True, "targetMemoryUtilizationPercentage": 0},
+    )
+    kubectl("create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(body))
+    text = kubectl("explain", "t2i.spec.server")
+    assert "publicBaseURL" in text and "gracePeriodSeconds" in text
 
 
 def test_explain_reads_well(kubectl, operator):
