@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, jsonify, request
@@ -30,6 +31,9 @@ class Runtime:
     store: ImageStore
     metrics: Metrics
     load_error: str | None = None
+    # Called with load_error when loading fails: the CLI exits non-zero, so a pod crash-loops
+    # with that line as its termination message instead of staying up unready forever.
+    on_load_failure: Callable[[str], None] | None = None
     _started: threading.Event = field(default_factory=threading.Event)
 
     def is_started(self) -> bool:
@@ -60,6 +64,8 @@ class Runtime:
         except Exception as error:
             self.load_error = f"model load failed: {type(error).__name__}: {error}"
             log.exception("model load failed")
+        if self.load_error is not None and self.on_load_failure is not None:
+            self.on_load_failure(self.load_error)
 
 
 def _route_name() -> str:

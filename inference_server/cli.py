@@ -195,6 +195,14 @@ def route_library_logs() -> None:
         library.disable_progress_bar()
 
 
+def _exit_on_load_failure(message: str) -> None:
+    """A model that cannot load will not load on retry in this process: exit 1 with the reason
+    as the last stderr line (the pod's termination message, quoted by the operator)."""
+    logging.shutdown()
+    print(f"t2i-server: {message}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
@@ -213,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as error:
         print(f"t2i-server: {error}", file=sys.stderr)
         return 2
-    app.extensions["t2i"].start()
+    runtime = app.extensions["t2i"]
+    runtime.on_load_failure = _exit_on_load_failure
+    runtime.start()
     from waitress import serve
 
     logging.getLogger(__name__).info("serving", extra={"host": args.host, "port": args.port})
