@@ -35,12 +35,34 @@ class Runtime:
     # with that line as its termination message instead of staying up unready forever.
     on_load_failure: Callable[[str], None] | None = None
     _started: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0  # generation requests admitted and not yet answered
+    _in_flight_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self) -> None:
+        with self._in_flight_lock:
+            self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    def leave(self) -> None:
+        with self._in_flight_lock:
+            self.in_flight -= 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    def begin_drain(self) -> None:
+        """Readiness fails from now on and no new generation is admitted."""
+        self.draining.set()
 
     def is_started(self) -> bool:
         return self._started.is_set()
 
     def is_ready(self) -> bool:
-        return self.engine.ready.is_set() and self.batcher.alive and self.load_error is None
+        return (
+            self.engine.ready.is_set()
+            and self.batcher.alive
+            and self.load_error is None
+            and not self.draining.is_set()
+        )
 
     def start(self, load_in_background: bool = True) -> threading.Thread | None:
         """Start the worker, then load + warm the engine (in a thread so probes answer)."""
