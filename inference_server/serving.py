@@ -90,9 +90,11 @@ class Server(TcpWSGIServer):
         idle = sorted(self.idle_channels(), key=lambda c: c.last_activity)
         victims = idle[: max(1, len(idle) // 10)]
         for channel in victims:
-            channel.handle_close()
+            # Not closed here: poll() may already hold its fd. Marked, it closes itself in this
+            # loop pass (as waitress's own idle timeout does), and the listener accepts again.
+            channel.will_close = True
         if victims:
-            log.warning("connection limit reached: closed %d idle connection(s)", len(victims))
+            log.warning("connection limit reached: closing %d idle connection(s)", len(victims))
         return len(victims)
 
     def busy(self) -> bool:
