@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from inference_server.api import openai, ops, seed
 from inference_server.api.errors import ApiError
@@ -91,7 +91,16 @@ class Runtime:
 
 
 def _route_name() -> str:
-    return request.url_rule.rule if request.url_rule else "unmatched"
+    """The matched rule; for a 405 the rule the path matched with another method, so a wrong
+    method is counted on its route rather than as "unmatched" (an unknown path)."""
+    if request.url_rule:
+        return request.url_rule.rule
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        adapter = current_app.url_map.bind("localhost")
+        rule, _ = adapter.match(request.path, method=error.valid_methods[0], return_rule=True)
+        return rule.rule
+    return "unmatched"
 
 
 def create_app(config: ServerConfig | None = None, engine=None) -> Flask:

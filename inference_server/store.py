@@ -81,16 +81,23 @@ class ImageStore:
     def enforce_retention(self, keep: str | None = None) -> list[str]:
         """Delete whole request directories, oldest first, until every bound holds. ``keep`` (the
         request just answered) is never deleted: its URLs are about to be handed out."""
+        # The scan (a stat per file) runs outside the lock, so saves never wait behind it; only
+        # the decisions and deletions, which must see the current set of writers, hold it.
+        entries = [
+            d
+            for d in self.root.iterdir()
+            if d.is_dir() and not d.is_symlink() and _ID.match(d.name)
+        ]
+        mtimes, sizes = {}, {}
+        for d in entries:
+            try:
+                mtimes[d] = d.stat().st_mtime
+                sizes[d] = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+            except FileNotFoundError:  # deleted meanwhile by a concurrent retention pass
+                mtimes[d], sizes[d] = 0.0, 0
+        entries.sort(key=mtimes.__getitem__)
+        total, count = sum(sizes.values()), len(entries)
         with self._lock:
-            entries = [
-                d
-                for d in self.root.iterdir()
-                if d.is_dir() and not d.is_symlink() and _ID.match(d.name)
-            ]
-            mtimes = {d: d.stat().st_mtime for d in entries}
-            entries.sort(key=mtimes.__getitem__)
-            sizes = {d: sum(f.stat().st_size for f in d.iterdir() if f.is_file()) for d in entries}
-            total, count = sum(sizes.values()), len(entries)
             removed = []
             for oldest in (d for d in entries if d.name != keep and d.name not in self._active):
                 within = count <= self.max_requests and total <= self.max_bytes

@@ -183,3 +183,13 @@ def test_leftover_temporary_files_are_removed_at_start_up(tmp_path):
     leftover.write_bytes(b"partial")
     ImageStore(tmp_path / "out")
     assert not leftover.exists()
+
+
+def test_wrong_method_is_counted_on_its_route(app_factory):
+    app = app_factory(FakeEngine())
+    client = app.test_client()
+    assert client.get("/api/text2image").status_code == 405
+    assert client.get("/no/such/path").status_code == 404
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 't2i_http_requests_total{route="/api/text2image",status="405"} 1.0' in text
+    assert 't2i_http_requests_total{route="unmatched",status="404"} 1.0' in text
