@@ -24,3 +24,5 @@ class ServerConfig:
     retention_max_age_seconds: float = 24 * 3600  # 0 = no age bound
     log_prompts: bool = False
     ui: bool = True  # the playground page at /; off for API-only deployments
+    public_base_url: str = ""  # base of returned image URLs; "" = the address connected to
+    trust_forwarded_headers: bool = False  # honour X-Forwarded-Proto/Host (behind a proxy)

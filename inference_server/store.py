@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -34,6 +35,7 @@ class ImageStore:
         self.max_age = max_age
         self._lock = threading.Lock()
         self._active: set[str] = set()  # requests still writing: retention never touches them
+        self.remove_partial_writes()
         self.enforce_retention()
 
     @staticmethod
@@ -48,7 +50,15 @@ class ImageStore:
             directory = self.root / request_id
             directory.mkdir(exist_ok=True)
         path = directory / name
-        image.save(path, format="PNG")
+        # Written under a temporary name in the same directory, then renamed: a reader (or a
+        # restart after a kill) sees the whole PNG or no file, never a partial one.
+        temporary = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            image.save(temporary, format="PNG")
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return path
 
     def release(self, request_id: str) -> None:
@@ -59,19 +69,35 @@ class ImageStore:
     def _expired(self, mtime: float) -> bool:
         return self.max_age > 0 and mtime < time.time() - self.max_age
 
+    def remove_partial_writes(self) -> int:
+        """Temporary files a killed process left behind (only at start-up: no writer yet)."""
+        removed = 0
+        for leftover in self.root.glob("*/.*.tmp"):
+            if _ID.match(leftover.parent.name) and not leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def enforce_retention(self, keep: str | None = None) -> list[str]:
         """Delete whole request directories, oldest first, until every bound holds. ``keep`` (the
         request just answered) is never deleted: its URLs are about to be handed out."""
+        # The scan (a stat per file) runs outside the lock, so saves never wait behind it; only
+        # the decisions and deletions, which must see the current set of writers, hold it.
+        entries = [
+            d
+            for d in self.root.iterdir()
+            if d.is_dir() and not d.is_symlink() and _ID.match(d.name)
+        ]
+        mtimes, sizes = {}, {}
+        for d in entries:
+            try:
+                mtimes[d] = d.stat().st_mtime
+                sizes[d] = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+            except FileNotFoundError:  # deleted meanwhile by a concurrent retention pass
+                mtimes[d], sizes[d] = 0.0, 0
+        entries.sort(key=mtimes.__getitem__)
+        total, count = sum(sizes.values()), len(entries)
         with self._lock:
-            entries = [
-                d
-                for d in self.root.iterdir()
-                if d.is_dir() and not d.is_symlink() and _ID.match(d.name)
-            ]
-            mtimes = {d: d.stat().st_mtime for d in entries}
-            entries.sort(key=mtimes.__getitem__)
-            sizes = {d: sum(f.stat().st_size for f in d.iterdir() if f.is_file()) for d in entries}
-            total, count = sum(sizes.values()), len(entries)
             removed = []
             for oldest in (d for d in entries if d.name != keep and d.name not in self._active):
                 within = count <= self.max_requests and total <= self.max_bytes

@@ -103,8 +103,8 @@ def cli_server(tiny_model_dir, tmp_path_factory) -> Iterator[CliServer]:
     def ready() -> bool:
         assert process.poll() is None, f"t2i-server exited: {log.read_text()}"
         try:
-            return requests.get(f"{server.base}/readyz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{server.base}/readyz", timeout=5).status_code == 200
+        except requests.RequestException:  # refused, or slow while the model loads
             return False
 
     try:

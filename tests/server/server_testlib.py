@@ -4,6 +4,7 @@ so ``from conftest import ...`` could pick up the wrong one."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from PIL import Image
 
 # Test the checkout this file lives in, whichever clone the shared venv's editable install
@@ -126,3 +128,50 @@ class CliServer:
         self.base = f"http://127.0.0.1:{port}"
         self.output_dir = output_dir
         self.log = log
+
+
+def start_cli(model_dir: Path, work: Path, *extra: str, prefix: tuple[str, ...] = ()) -> CliServer:
+    """``t2i-server`` on the tiny model in a subprocess (optionally under ``prefix``, e.g.
+    ``unshare``), returned once /readyz is 200; stderr goes to ``work/stderr.log``."""
+    output_dir, log = work / "out", work / "stderr.log"
+    port = free_port()
+    argv = [
+        *prefix,
+        str(BIN / "t2i-server"),
+        "--model-dir",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--output-dir",
+        str(output_dir),
+        "--threads",
+        "2",
+        *extra,
+    ]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=stderr, env=cli_env(), start_new_session=True
+        )
+    server = CliServer(process, port, output_dir, log)
+
+    def ready() -> bool:
+        assert process.poll() is None, f"t2i-server exited: {log.read_text()}"
+        try:
+            return requests.get(f"{server.base}/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(ready, timeout=300, what="t2i-server /readyz")
+    except BaseException:
+        stop_cli(server)
+        raise
+    return server
+
+
+def stop_cli(server: CliServer) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=30)
