@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from inference_server.api import openai, ops, seed
+from inference_server.api import attestation, openai, ops, seed
 from inference_server.api.errors import ApiError
 from inference_server.batcher import Batcher
 from inference_server.config import ServerConfig
@@ -86,7 +86,7 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["t2i"] = runtime
-    for module in (seed, openai, ops):
+    for module in (seed, openai, ops, attestation):
         app.register_blueprint(module.blueprint)
 
     def error_body(status: int, message: str, field: str | None, code: str):

@@ -113,6 +113,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const=True,
     )
+    _add(
+        parser,
+        "--tsm-report-root",
+        "/sys/kernel/config/tsm/report",
+        "configfs-tsm report directory for TD quotes (absent = not in a TD)",
+    )
+    _add(parser, "--image-digest", "", "container image digest reported in attestation evidence")
+    _add(
+        parser,
+        "--attestation-per-minute",
+        30.0,
+        "POST /v1/attestation requests per minute (bursts of 5), then 429",
+        type=float,
+    )
     args = parser.parse_args(argv)
     positive = (
         "port",
@@ -124,6 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "request_timeout",
         "max_body_bytes",
         "http_threads",
+        "attestation_per_minute",
     )
     for name in positive:
         if getattr(args, name) <= 0:
@@ -138,6 +153,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build(args: argparse.Namespace):
     """Config + engine + app from parsed flags (kept apart from serving for tests)."""
     from inference_server.app import create_app
+    from inference_server.attestation import service as attestation
+    from inference_server.attestation.provider import detect
     from inference_server.config import SIZES
     from inference_server.engine.backends import missing_requirement
     from inference_server.engine.pipeline import DiffusersEngine, EngineConfig, warmup_batches
@@ -172,7 +189,14 @@ def build(args: argparse.Namespace):
             warmup_batches=warmup_batches(args.backend, args.max_batch),
         )
     )
-    return create_app(config, engine)
+    app = create_app(config, engine)
+    app.extensions[attestation.EXTENSION] = attestation.Attestor(
+        detect(Path(args.tsm_report_root)),
+        Path(args.model_dir),
+        image_digest=args.image_digest,
+        per_minute=args.attestation_per_minute,
+    )
+    return app
 
 
 def route_library_logs() -> None:
@@ -214,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"t2i-server: {error}", file=sys.stderr)
         return 2
     app.extensions["t2i"].start()
+    app.extensions["t2i_attestation"].start()
     from waitress import serve
 
     logging.getLogger(__name__).info("serving", extra={"host": args.host, "port": args.port})
