@@ -74,7 +74,9 @@ class ConfigfsTsmProvider:
         if len(report_data) != REPORT_DATA_BYTES:
             raise ValueError(f"report data must be {REPORT_DATA_BYTES} bytes")
         if not self.root.is_dir():
-            raise NotInTeeError(f"no configfs-tsm report interface at {self.root}")
+            raise NotInTeeError(
+                f"not running in a TD: no configfs-tsm report interface at {self.root}"
+            )
         for attempt in range(1, self.attempts + 1):
             quote = self._once(report_data)
             if quote.generation == 1:

@@ -4,7 +4,7 @@ then record the verdict (the logic is the pure t2i_operator.attestation).
 A kopf timer (main.py, --attestation-seconds) calls ``attest`` for every TDX service. Each pod
 gets its own fresh nonce at ``http://<pod IP>:5000/v1/attestation``, with a bounded timeout,
 outside the per-service lock (a slow pod never blocks reconciles). The verdict is written under
-that lock, then status is recomputed, which folds Attested=False into Degraded.
+that lock in one status write, recomputed with Attested folded in (False → Degraded).
 
 TEST ONLY: ``T2I_ATTESTATION_URL_OVERRIDE`` (a base URL) makes the operator ask that URL
 instead of each pod's IP — kwok pods run no containers, so the e2e tests point it at a real
@@ -98,14 +98,21 @@ def attest(kube: Kube, namespace: str, name: str, timeout: float = TIMEOUT_SECON
         cr = reconcile._fresh(kube, namespace, name)
         if cr is None:
             return None
-        generation = cr["metadata"].get("generation", 0)
+        status = cr.get("status") or {}
         conditions = replace_attested(
-            (cr.get("status") or {}).get("conditions"), cond, reconcile.now(), generation
+            status.get("conditions"), cond, reconcile.now(), cr["metadata"].get("generation", 0)
         )
         if conditions is None:
             return None
-        kube.patch_status(namespace, name, {"conditions": conditions})
-    reconcile.observe(kube, namespace, name)  # re-derives Degraded from the new Attested
+        # One write: status recomputed from the children with the new Attested folded in
+        # (Degraded follows it). When that changes nothing else, or an input problem stands
+        # (only a full pass may clear it), write the new condition alone.
+        with_new = {**cr, "status": {**status, "conditions": conditions}}
+        ready_reason = next((c.get("reason") for c in conditions if c.get("type") == "Ready"), None)
+        if ready_reason in reconcile.INPUT_PROBLEMS or not reconcile.refresh_status(
+            kube, with_new, spec_mod.parse(cr.get("spec")), None
+        ):
+            kube.patch_status(namespace, name, {"conditions": conditions})
     return cond
 
 
