@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 DEFAULT_REPORT_ROOT = Path("/sys/kernel/config/tsm/report")
 OUTBLOB_MAX = 32 * 1024  # TSM_REPORT_OUTBLOB_MAX
 # errno values reading outblob raises when the kernel has no TSM provider behind the ABI.
+# Inside a TD the report root may still be missing from a container that does not mount the
+# host's /sys/kernel/config: the message says both, the server cannot tell them apart.
+NOT_IN_TD = "not running in a TD (or configfs is not mounted into the container)"
 NO_PROVIDER_ERRNOS = frozenset({errno.ENXIO, errno.ENODEV, errno.ENOTTY, errno.EOPNOTSUPP})
 
 
@@ -74,9 +77,7 @@ class ConfigfsTsmProvider:
         if len(report_data) != REPORT_DATA_BYTES:
             raise ValueError(f"report data must be {REPORT_DATA_BYTES} bytes")
         if not self.root.is_dir():
-            raise NotInTeeError(
-                f"not running in a TD: no configfs-tsm report interface at {self.root}"
-            )
+            raise NotInTeeError(f"{NOT_IN_TD}: no configfs-tsm report interface at {self.root}")
         for attempt in range(1, self.attempts + 1):
             quote = self._once(report_data)
             if quote.generation == 1:
@@ -131,4 +132,4 @@ def detect(root: Path = DEFAULT_REPORT_ROOT) -> QuoteProvider:
     """configfs-tsm when its report directory exists, else the provider that says why not."""
     if root.is_dir():
         return ConfigfsTsmProvider(root)
-    return NoTeeProvider(f"not running in a TD: no configfs-tsm report interface at {root}")
+    return NoTeeProvider(f"{NOT_IN_TD}: no configfs-tsm report interface at {root}")
