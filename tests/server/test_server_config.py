@@ -49,6 +49,9 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "T2I_MAX_BODY_BYTES": "14",
         "T2I_HTTP_THREADS": "15",
         "T2I_LOG_PROMPTS": "true",
+        "T2I_TSM_REPORT_ROOT": "/cfg/tsm/report",
+        "T2I_IMAGE_DIGEST": "sha256:ab",
+        "T2I_ATTESTATION_PER_MINUTE": "7.5",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -73,6 +76,9 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "max_body_bytes": 14,
         "http_threads": 15,
         "log_prompts": True,
+        "tsm_report_root": "/cfg/tsm/report",
+        "image_digest": "sha256:ab",
+        "attestation_per_minute": 7.5,
     }
     assert {f"T2I_{name.upper()}" for name in vars(args)} == set(values)
 
