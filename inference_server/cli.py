@@ -166,6 +166,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const=True,
     )
+    _add(
+        parser,
+        "--tsm-report-root",
+        "/sys/kernel/config/tsm/report",
+        "configfs-tsm report directory for TD quotes (absent = not in a TD)",
+    )
+    _add(parser, "--image-digest", "", "container image digest reported in attestation evidence")
+    _add(
+        parser,
+        "--attestation-per-minute",
+        30.0,
+        "POST /v1/attestation requests per minute (bursts of 5), then 429",
+        type=float,
+    )
     args = parser.parse_args(argv)
     positive = (
         "port",
@@ -179,6 +193,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "connection_limit",
         "idle_timeout",
         "drain_timeout",
+        "attestation_per_minute",
     )
     for name in positive:
         if getattr(args, name) <= 0:
@@ -207,6 +222,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build(args: argparse.Namespace):
     """Config + engine + app from parsed flags (kept apart from serving for tests)."""
     from inference_server.app import create_app
+    from inference_server.attestation import service as attestation
+    from inference_server.attestation.provider import detect
     from inference_server.config import SIZES
     from inference_server.engine.backends import missing_requirement
     from inference_server.engine.pipeline import DiffusersEngine, EngineConfig, warmup_batches
@@ -244,7 +261,14 @@ def build(args: argparse.Namespace):
             warmup_batches=warmup_batches(args.backend, args.max_batch),
         )
     )
-    return create_app(config, engine)
+    app = create_app(config, engine)
+    app.extensions[attestation.EXTENSION] = attestation.Attestor(
+        detect(Path(args.tsm_report_root)),
+        Path(args.model_dir),
+        image_digest=args.image_digest,
+        per_minute=args.attestation_per_minute,
+    )
+    return app
 
 
 def route_library_logs() -> None:
@@ -313,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     drainer = Drainer(runtime, server, args.drain_timeout)
     drainer.install()
     runtime.start()
+    app.extensions["t2i_attestation"].start()
     log = logging.getLogger(__name__)
     log.info(
         "serving",

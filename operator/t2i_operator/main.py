@@ -15,7 +15,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from t2i_operator import handlers  # registers the handlers on import
+from t2i_operator import attest, handlers  # handlers registers the handlers on import
 from t2i_operator.kube import Kube
 from t2i_operator.render.common import PV_FINALIZER
 from t2i_operator.spec import API_GROUP, API_VERSION, PLURAL
@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         default=300,
         help="re-run every CR's pass this often (0 = never); writes nothing when nothing changed",
     )
+    parser.add_argument(
+        "--attestation-seconds",
+        type=float,
+        default=300,
+        help="ask the pods of TDX services for TD evidence this often (0 = never)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.resync_seconds > 0:
@@ -74,6 +80,15 @@ def main(argv: list[str] | None = None) -> None:
             initial_delay=args.resync_seconds,
             when=handlers.has_unwatched_input,
         )(handlers.resync)
+    if args.attestation_seconds > 0:
+        kopf.timer(
+            API_GROUP,
+            API_VERSION,
+            PLURAL,
+            id="attestation",
+            interval=args.attestation_seconds,
+            when=attest.is_tdx,
+        )(attest.attestation_timer)
     # kopf's formatter prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_prefix=True)
     kopf.run(

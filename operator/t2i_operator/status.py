@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from t2i_operator import attestation  # a module import: attestation imports this module too
 from t2i_operator.render.common import Owner, selector_string
 from t2i_operator.spec import Spec
 
@@ -256,7 +257,11 @@ def compute_status(
         "selector": selector_string(owner),
         "nodes": running_nodes(pods),
         "conditions": merge_conditions(
-            {"Ready": ready, "Progressing": progressing, "Degraded": degraded},
+            attestation.with_attestation(
+                {"Ready": ready, "Progressing": progressing, "Degraded": degraded},
+                previous.get("conditions"),
+                spec.placement.pool,
+            ),
             previous.get("conditions"),
             generation,
             now,

@@ -109,9 +109,15 @@ class OperatorProcess:
         self._log.write(f"\n===== start {self.starts} =====\n")
         self._log.flush()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        # kwok pod IPs are fake: attestation requests go to a local server (test_operator_
+        # attestation.py sets one) or, by default, to a closed local port — never off the host.
+        env.setdefault("T2I_ATTESTATION_URL_OVERRIDE", "http://127.0.0.1:9")
         self.proc = subprocess.Popen(
             # A short resync so the no-op test also covers the periodic pass.
-            [sys.executable, "-m", "t2i_operator.main", "--liveness=", "--resync-seconds=5"],
+            [
+                *(sys.executable, "-m", "t2i_operator.main", "--liveness=", "--resync-seconds=5"),
+                "--attestation-seconds=2",
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -56,6 +56,9 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "T2I_DRAIN_TIMEOUT": "18",
         "T2I_PUBLIC_BASE_URL": "https://t2i.example.com/base/",
         "T2I_TRUST_FORWARDED_HEADERS": "true",
+        "T2I_TSM_REPORT_ROOT": "/cfg/tsm/report",
+        "T2I_IMAGE_DIGEST": "sha256:ab",
+        "T2I_ATTESTATION_PER_MINUTE": "7.5",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -86,6 +89,9 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "drain_timeout": 18.0,
         "public_base_url": "https://t2i.example.com/base",
         "trust_forwarded_headers": True,
+        "tsm_report_root": "/cfg/tsm/report",
+        "image_digest": "sha256:ab",
+        "attestation_per_minute": 7.5,
     }
     assert {f"T2I_{name.upper()}" for name in vars(args)} == set(values)
 
