@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, jsonify, request
@@ -30,13 +31,38 @@ class Runtime:
     store: ImageStore
     metrics: Metrics
     load_error: str | None = None
+    # Called with load_error when loading fails: the CLI exits non-zero, so a pod crash-loops
+    # with that line as its termination message instead of staying up unready forever.
+    on_load_failure: Callable[[str], None] | None = None
     _started: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0  # generation requests admitted and not yet answered
+    _in_flight_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self) -> None:
+        with self._in_flight_lock:
+            self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    def leave(self) -> None:
+        with self._in_flight_lock:
+            self.in_flight -= 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    def begin_drain(self) -> None:
+        """Readiness fails from now on and no new generation is admitted."""
+        self.draining.set()
 
     def is_started(self) -> bool:
         return self._started.is_set()
 
     def is_ready(self) -> bool:
-        return self.engine.ready.is_set() and self.batcher.alive and self.load_error is None
+        return (
+            self.engine.ready.is_set()
+            and self.batcher.alive
+            and self.load_error is None
+            and not self.draining.is_set()
+        )
 
     def start(self, load_in_background: bool = True) -> threading.Thread | None:
         """Start the worker, then load + warm the engine (in a thread so probes answer)."""
@@ -60,6 +86,8 @@ class Runtime:
         except Exception as error:
             self.load_error = f"model load failed: {type(error).__name__}: {error}"
             log.exception("model load failed")
+        if self.load_error is not None and self.on_load_failure is not None:
+            self.on_load_failure(self.load_error)
 
 
 def _route_name() -> str:

@@ -7,11 +7,12 @@ into one forward pass raises throughput on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 from inference_server.engine.pipeline import BatchRequest
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 class QueueFullError(RuntimeError):
     """More work is queued than the server accepts; the client should retry later."""
+
+
+class ShuttingDownError(RuntimeError):
+    """The server is draining: queued or unfinished work is failed so its client gets a 503."""
 
 
 class WorkerDiedError(RuntimeError):
@@ -65,6 +70,8 @@ class Batcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._dead = False
+        self._closed: str | None = None  # set by abort(): no new work, reason for refusals
+        self._running: list[Call] = []
         self._thread = threading.Thread(target=self._run, name="generation-worker", daemon=True)
 
     def start(self) -> None:
@@ -91,6 +98,8 @@ class Batcher:
         with self._cond:
             if self._dead:
                 raise WorkerDiedError("generation worker died")
+            if self._closed:
+                raise ShuttingDownError(self._closed)
             queued = sum(len(call.prompts) for call in self._pending)
             if queued + images > self.max_queue:
                 raise QueueFullError(
@@ -99,6 +108,20 @@ class Batcher:
             self._pending.extend(calls)
             self._cond.notify()
         self._observe_depth()
+
+    def abort(self, reason: str) -> int:
+        """Fail every queued and running call now (the drain bound is reached); the batch in the
+        pipeline finishes on its own, its results are dropped. Returns the calls failed."""
+        with self._cond:
+            self._closed = reason
+            waiting = self._running + list(self._pending)
+            self._pending.clear()
+        failed = 0
+        for call in waiting:
+            if _fail(call.future, ShuttingDownError(reason)):
+                failed += 1
+        self._observe_depth()
+        return failed
 
     def _take_batch(self) -> list[Call]:
         """First call in line plus later compatible calls while the batch has room (FIFO order).
@@ -147,11 +170,16 @@ class Batcher:
                             call.future.set_exception(RuntimeError("server shutting down"))
                     return
                 batch[:] = self._take_batch()
+                self._running = list(batch)
             self._observe_depth()
             if batch:
                 self._execute(batch)
+            with self._cond:
+                self._running = []
 
     def _execute(self, batch: list[Call]) -> None:
+        """Run one merged batch. If it fails and holds several calls, each call is retried
+        alone, so a request whose input breaks the engine fails by itself, not its batch."""
         first = batch[0]
         request = BatchRequest(
             prompts=[p for call in batch for p in call.prompts],
@@ -166,9 +194,14 @@ class Batcher:
         try:
             images = self.engine.generate(request)
         except Exception as error:  # one failed batch must not kill the worker
+            if len(batch) > 1:
+                log.warning("merged batch failed; retrying its %d calls one by one", len(batch))
+                for call in batch:
+                    if not call.future.done():
+                        self._execute([call])
+                return
             log.exception("generation failed")
-            for call in batch:
-                call.future.set_exception(error)
+            _fail(first.future, error)
             return
         seconds = time.perf_counter() - start
         if self.metrics is not None:
@@ -179,11 +212,20 @@ class Batcher:
         offset = 0
         for call in batch:
             count = len(call.prompts)
-            call.future.set_result(
-                CallResult(images[offset : offset + count], seconds, len(images), finished)
-            )
+            result = CallResult(images[offset : offset + count], seconds, len(images), finished)
+            with contextlib.suppress(InvalidStateError):  # abort() may have failed it meanwhile
+                call.future.set_result(result)
             offset += count
 
     def _observe_depth(self) -> None:
         if self.metrics is not None:
             self.metrics.queue_depth.set(self.depth)
+
+
+def _fail(future: Future, error: BaseException) -> bool:
+    """Set ``error`` unless the future already has an outcome (abort and worker may race)."""
+    try:
+        future.set_exception(error)
+        return True
+    except InvalidStateError:
+        return False

@@ -103,7 +103,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
     )
     _add(parser, "--max-body-bytes", defaults.max_body_bytes, "larger bodies get 413", type=int)
-    _add(parser, "--http-threads", 16, "waitress request threads", type=int)
+    _add(
+        parser,
+        "--http-threads",
+        0,
+        "request threads; 0 = --max-queue + --max-batch + 8, so every admitted request holds "
+        "one and the rest are answered (429) at once",
+        type=int,
+    )
+    _add(
+        parser,
+        "--connection-limit",
+        1000,
+        "open connections; at the limit the longest-idle ones are closed",
+        type=int,
+    )
+    _add(
+        parser,
+        "--idle-timeout",
+        60,
+        "seconds an idle or stalled connection is kept",
+        type=int,
+    )
+    _add(
+        parser,
+        "--drain-timeout",
+        30.0,
+        "seconds a SIGTERM drain may take (keep below the pod's grace period)",
+        type=float,
+    )
+    _add(
+        parser,
+        "--public-base-url",
+        "",
+        "base of returned image URLs, e.g. https://t2i.example.com (empty: the address the "
+        "client connected to; the Host header is never used)",
+    )
+    _add(
+        parser,
+        "--trust-forwarded-headers",
+        False,
+        "build image URLs from X-Forwarded-Proto/Host (only behind a proxy that sets them)",
+        type=_truthy,
+        nargs="?",
+        const=True,
+    )
     _add(
         parser,
         "--log-prompts",
@@ -123,15 +167,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "retention_max_bytes",
         "request_timeout",
         "max_body_bytes",
-        "http_threads",
+        "connection_limit",
+        "idle_timeout",
+        "drain_timeout",
     )
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.default_steps > defaults.max_steps:
         parser.error(f"--default-steps must be at most {defaults.max_steps}")
-    if args.threads < 0 or args.retention_max_age < 0:
-        parser.error("--threads and --retention-max-age must not be negative")
+    if args.threads < 0 or args.retention_max_age < 0 or args.http_threads < 0:
+        parser.error("--threads, --http-threads and --retention-max-age must not be negative")
+    if args.max_queue < defaults.max_images_per_request:
+        parser.error(
+            f"--max-queue must be at least {defaults.max_images_per_request} "
+            "(one maximal request, number x batch), or such requests could never be served"
+        )
+    if args.public_base_url:
+        from inference_server.api.urls import valid_public_base_url
+
+        try:
+            args.public_base_url = valid_public_base_url(args.public_base_url)
+        except ValueError as error:
+            parser.error(f"--public-base-url {error}")
+    if args.http_threads == 0:
+        args.http_threads = args.max_queue + args.max_batch + 8
     return args
 
 
@@ -160,6 +220,8 @@ def build(args: argparse.Namespace):
         retention_max_age_seconds=args.retention_max_age,
         max_body_bytes=args.max_body_bytes,
         log_prompts=args.log_prompts,
+        public_base_url=args.public_base_url,
+        trust_forwarded_headers=args.trust_forwarded_headers,
     )
     engine = DiffusersEngine(
         EngineConfig(
@@ -195,6 +257,14 @@ def route_library_logs() -> None:
         library.disable_progress_bar()
 
 
+def _exit_on_load_failure(message: str) -> None:
+    """A model that cannot load will not load on retry in this process: exit 1 with the reason
+    as the last stderr line (the pod's termination message, quoted by the operator)."""
+    logging.shutdown()
+    print(f"t2i-server: {message}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
@@ -213,20 +283,39 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as error:
         print(f"t2i-server: {error}", file=sys.stderr)
         return 2
-    app.extensions["t2i"].start()
-    from waitress import serve
+    runtime = app.extensions["t2i"]
+    runtime.on_load_failure = _exit_on_load_failure
+    from inference_server import serving
+    from inference_server.drain import Drainer
 
-    logging.getLogger(__name__).info("serving", extra={"host": args.host, "port": args.port})
     # Flask answers oversized bodies with a JSON 413; waitress's own cap is a backstop against
     # huge chunked uploads being buffered at all.
-    serve(
+    server = serving.create(
         app,
         host=args.host,
         port=args.port,
         threads=args.http_threads,
-        channel_timeout=1200,
+        connection_limit=args.connection_limit,
+        channel_timeout=args.idle_timeout,
+        cleanup_interval=max(1, min(10, args.idle_timeout // 2)),
         max_request_body_size=max(1 << 20, 4 * args.max_body_bytes),
     )
+    drainer = Drainer(runtime, server, args.drain_timeout)
+    drainer.install()
+    runtime.start()
+    log = logging.getLogger(__name__)
+    log.info(
+        "serving",
+        extra={"host": args.host, "port": server.effective_port, "threads": args.http_threads},
+    )
+    server.serve_until(drainer.stopped)
+    server.shutdown()
+    log.info("stopped")
+    logging.shutdown()
+    sys.stderr.flush()
+    # The generation worker may still be inside the pipeline (its results no longer wanted):
+    # leave without waiting for it or running interpreter teardown under it.
+    os._exit(0)
     return 0
 
 

@@ -23,3 +23,5 @@ class ServerConfig:
     retention_max_bytes: int = 2 << 30
     retention_max_age_seconds: float = 24 * 3600  # 0 = no age bound
     log_prompts: bool = False
+    public_base_url: str = ""  # base of returned image URLs; "" = the address connected to
+    trust_forwarded_headers: bool = False  # honour X-Forwarded-Proto/Host (behind a proxy)

@@ -41,6 +41,17 @@ class Metrics:
             buckets=(1, 2, 3, 4, 6, 8, 12, 16),
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "t2i_requests_in_flight",
+            "Generation requests admitted and not yet answered (queued, running or saving)",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "t2i_requests_rejected_total",
+            "Generation requests refused before queueing",
+            ["reason"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "t2i_ready", "1 when the model is loaded and warm", registry=self.registry
         )

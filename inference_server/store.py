@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -34,6 +35,7 @@ class ImageStore:
         self.max_age = max_age
         self._lock = threading.Lock()
         self._active: set[str] = set()  # requests still writing: retention never touches them
+        self.remove_partial_writes()
         self.enforce_retention()
 
     @staticmethod
@@ -48,7 +50,15 @@ class ImageStore:
             directory = self.root / request_id
             directory.mkdir(exist_ok=True)
         path = directory / name
-        image.save(path, format="PNG")
+        # Written under a temporary name in the same directory, then renamed: a reader (or a
+        # restart after a kill) sees the whole PNG or no file, never a partial one.
+        temporary = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            image.save(temporary, format="PNG")
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return path
 
     def release(self, request_id: str) -> None:
@@ -58,6 +68,15 @@ class ImageStore:
 
     def _expired(self, mtime: float) -> bool:
         return self.max_age > 0 and mtime < time.time() - self.max_age
+
+    def remove_partial_writes(self) -> int:
+        """Temporary files a killed process left behind (only at start-up: no writer yet)."""
+        removed = 0
+        for leftover in self.root.glob("*/.*.tmp"):
+            if _ID.match(leftover.parent.name) and not leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def enforce_retention(self, keep: str | None = None) -> list[str]:
         """Delete whole request directories, oldest first, until every bound holds. ``keep`` (the

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from inference_server.api.schema import openai_request, parse_json_body
 from inference_server.api.service import run_generation
+from inference_server.api.urls import base_url
 
 blueprint = Blueprint("openai", __name__)
 
@@ -27,7 +28,9 @@ def generations():
         parse_json_body(request.get_data()), runtime.config
     )
     result = run_generation(runtime, params, size)
-    base = request.host_url.rstrip("/")
+    base = base_url(
+        request.environ, runtime.config.public_base_url, runtime.config.trust_forwarded_headers
+    )
     data = [
         {"b64_json": _b64_png(image.image)}
         if response_format == "b64_json"

@@ -22,7 +22,10 @@ def readyz():
     runtime = current_app.extensions["t2i"]
     if runtime.is_ready():
         return jsonify({"status": "ready", "model": runtime.config.model_name})
-    message = runtime.load_error or "model is loading"
+    if runtime.draining.is_set():
+        message = "shutting down"
+    else:
+        message = runtime.load_error or "model is loading"
     return jsonify({"status": "not ready", "message": message}), 503, {"Retry-After": "10"}
 
 

@@ -22,6 +22,8 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, f"request body: malformed JSON ({error})", field="body") from None
+    except RecursionError:  # "[[[[..." nested deeper than the parser's stack allows
+        raise ApiError(400, "request body: JSON nested too deeply", field="body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body: expected a JSON object", field="body")
     return body
@@ -61,6 +63,12 @@ def _str(body: dict, name: str, required: bool = False, default: str = "") -> st
         raise field_error(name, "must not be empty")
     if len(value) > MAX_PROMPT_CHARS:
         raise field_error(name, f"must be at most {MAX_PROMPT_CHARS} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate ("\ud800") the tokenizer cannot take
+        raise field_error(
+            name, f"must be valid Unicode text (unpaired surrogate at index {error.start})"
+        ) from None
     return value
 
 
@@ -79,6 +87,15 @@ def _seed(body: dict) -> int | None:
     return _int(body, "seed", 0, 0, MAX_SEED)
 
 
+def _fits_queue(name: str, images: int, config: ServerConfig) -> None:
+    """A request larger than the whole queue would get 429 forever: a 400 says so instead."""
+    if images > config.max_queue:
+        raise field_error(
+            name,
+            f"asks for {images} images, more than this server ever queues ({config.max_queue})",
+        )
+
+
 def seed_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, str]:
     """The tutorial's ``POST /api/text2image`` body → params and the size label."""
     prompt = _str(body, "prompt", required=True)
@@ -90,6 +107,9 @@ def seed_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, st
             f"number x batch must be at most {config.max_images_per_request}, "
             f"got {number} x {batch}",
         )
+    _fits_queue("number", number * batch, config)
+    if "steps" in body:
+        raise field_error("steps", "unknown field (this API's field is step)")
     size, width, height = _size(body, "size")
     params = GenerationParams(
         prompt=prompt,
@@ -109,9 +129,12 @@ def openai_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, 
     """OpenAI ``POST /v1/images/generations`` → params, size label, response_format."""
     prompt = _str(body, "prompt", required=True)
     n = _int(body, "n", 1, 1, config.max_images_per_request)
+    _fits_queue("n", n, config)
     size, width, height = _size(body, "size")
-    response_format = body.get("response_format") or "url"
-    if response_format not in ("url", "b64_json"):
+    response_format = body.get("response_format")
+    if response_format is None:
+        response_format = "url"
+    if not isinstance(response_format, str) or response_format not in ("url", "b64_json"):
         raise field_error("response_format", f"must be url or b64_json, got {response_format!r}")
     steps_field = "steps" if "steps" in body else "step"
     params = GenerationParams(

@@ -6,7 +6,7 @@ import logging
 import time
 
 from inference_server.api.errors import ApiError
-from inference_server.batcher import QueueFullError, WorkerDiedError
+from inference_server.batcher import QueueFullError, ShuttingDownError, WorkerDiedError
 from inference_server.generation import (
     GenerationParams,
     GenerationResult,
@@ -20,7 +20,10 @@ log = logging.getLogger("inference_server.requests")
 
 def run_generation(runtime, params: GenerationParams, size: str) -> GenerationResult:
     start = time.perf_counter()
+    runtime.enter()  # before the draining check: a drain then waits for this request
     try:
+        if runtime.draining.is_set():
+            raise ShuttingDownError("server is shutting down")
         result = generate(
             params,
             runtime.batcher,
@@ -29,15 +32,27 @@ def run_generation(runtime, params: GenerationParams, size: str) -> GenerationRe
             runtime.config.request_timeout_seconds,
         )
     except (NotReadyError, WorkerDiedError):
+        runtime.metrics.rejected.labels("not_ready").inc()
         raise ApiError(
             503, "model is loading; retry later", headers={"Retry-After": "10"}, code="not_ready"
         ) from None
+    except ShuttingDownError:
+        runtime.metrics.rejected.labels("shutting_down").inc()
+        raise ApiError(
+            503,
+            "server is shutting down; retry (another replica will answer)",
+            headers={"Retry-After": "1"},
+            code="shutting_down",
+        ) from None
     except QueueFullError as error:
+        runtime.metrics.rejected.labels("queue_full").inc()
         raise ApiError(
             429, f"{error}; retry later", headers={"Retry-After": "5"}, code="rate_limit_exceeded"
         ) from None
     except GenerationTimeoutError as error:
         raise ApiError(504, str(error), code="timeout") from None
+    finally:
+        runtime.leave()
     runtime.metrics.request_latency.labels(size).observe(time.perf_counter() - start)
     extra = {"prompt": params.prompt} if runtime.config.log_prompts else {}
     log.info(

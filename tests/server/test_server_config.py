@@ -37,7 +37,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "T2I_OUTPUT_DIR": "/out",
         "T2I_DEFAULT_STEPS": "2",
         "T2I_MAX_BATCH": "8",
-        "T2I_MAX_QUEUE": "9",
+        "T2I_MAX_QUEUE": "19",
         "T2I_BACKEND": "compile",
         "T2I_DTYPE": "fp32",
         "T2I_THREADS": "3",
@@ -49,6 +49,11 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "T2I_MAX_BODY_BYTES": "14",
         "T2I_HTTP_THREADS": "15",
         "T2I_LOG_PROMPTS": "true",
+        "T2I_CONNECTION_LIMIT": "16",
+        "T2I_IDLE_TIMEOUT": "17",
+        "T2I_DRAIN_TIMEOUT": "18",
+        "T2I_PUBLIC_BASE_URL": "https://t2i.example.com/base/",
+        "T2I_TRUST_FORWARDED_HEADERS": "true",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -61,7 +66,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "output_dir": "/out",
         "default_steps": 2,
         "max_batch": 8,
-        "max_queue": 9,
+        "max_queue": 19,
         "backend": "compile",
         "dtype": "fp32",
         "threads": 3,
@@ -73,8 +78,20 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
         "max_body_bytes": 14,
         "http_threads": 15,
         "log_prompts": True,
+        "connection_limit": 16,
+        "idle_timeout": 17,
+        "drain_timeout": 18.0,
+        "public_base_url": "https://t2i.example.com/base",
+        "trust_forwarded_headers": True,
     }
     assert {f"T2I_{name.upper()}" for name in vars(args)} == set(values)
+
+
+def test_http_threads_default_covers_every_admitted_request():
+    """0 (the default) = one thread per image the queue admits, plus the running batch, plus
+    spare: requests beyond the queue reach admission at once and get 429, never wait unseen."""
+    args = parse_args(["--max-queue", "20", "--max-batch", "2"])
+    assert args.http_threads == 20 + 2 + 8
 
 
 def test_flag_beats_environment_and_bad_environment_is_ignored_when_flag_given(monkeypatch):
@@ -93,6 +110,10 @@ def test_flag_beats_environment_and_bad_environment_is_ignored_when_flag_given(m
         ({}, ["--default-steps", "51"], "--default-steps must be at most 50"),
         ({"T2I_LOG_PROMPTS": "maybe"}, [], "--log-prompts"),
         ({}, ["--dtype", "fp8"], "--dtype: invalid choice"),
+        ({}, ["--max-queue", "15"], "--max-queue must be at least 16 (one maximal request"),
+        ({}, ["--public-base-url", "ftp://x"], "--public-base-url must start with http"),
+        ({}, ["--public-base-url", "https://h/?q=1"], "--public-base-url must be http(s)://"),
+        ({}, ["--drain-timeout", "0"], "--drain-timeout must be positive"),
     ],
 )
 def test_bad_flags_are_usage_errors(monkeypatch, capsys, env, argv, message):

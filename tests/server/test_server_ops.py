@@ -195,6 +195,30 @@ def test_cli_exits_2_with_one_line_for_missing_model_dir(tmp_path):
     assert lines == [f"t2i-server: model directory {missing} does not exist"]
 
 
+def test_cli_exits_1_with_one_line_when_the_model_fails_to_load(model_copy, tmp_path):
+    """The directory passes the start-up check but its weights do not load (as unreadable or
+    corrupt files would): the process exits 1 with the reason as the last stderr line, so a pod
+    crash-loops and the operator quotes that line, instead of staying up unready forever."""
+    (weights,) = (model_copy / "unet").glob("*.safetensors")
+    weights.write_bytes(b"this is not a safetensors file")
+    completed = run_cli(
+        "--model-dir",
+        str(model_copy),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--threads",
+        "2",
+    )
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("t2i-server: ") and "cannot load the pipeline" in last
+    assert str(model_copy) in last
+
+
 def test_retention_by_bytes_keeps_the_newest_request(app_factory):
     app = app_factory(FakeEngine(), retention_max_bytes=1)
     client = app.test_client()
