@@ -12,7 +12,9 @@ The only module that writes children. Three rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from t2i_operator.kube import Kube, Ref
@@ -27,19 +29,68 @@ from t2i_operator.render.common import (
 HANDOVER_MANAGER = "t2i-operator-handover"
 
 
-def is_subset(desired: Any, live: Any) -> bool:
-    """Every field of `desired` has the same value in `live` (extra live fields are defaults)."""
+# Maps whose values the API server canonicalises as quantities ("0.5" → "500m", "1024Mi" → "1Gi").
+QUANTITY_MAPS = frozenset({"requests", "limits", "capacity"})
+_SUFFIX = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}  # fmt: skip
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$")
+
+
+def quantity_value(value: Any) -> Decimal | None:
+    """A quantity's numeric value, so "0.5" equals "500m" as the API server sees them."""
+    match = _QUANTITY.match(str(value))
+    if not match:
+        return None
+    try:
+        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+    except InvalidOperation:
+        return None
+
+
+def _empty(value: Any) -> bool:
+    """Values the API server drops from a stored object (omitempty): "" / {} / [] / None."""
+    return value is None or value == "" or value == {} or value == []
+
+
+def _keyed(items: list[Any]) -> bool:
+    return bool(items) and all(isinstance(i, dict) and "name" in i for i in items)
+
+
+def is_subset(desired: Any, live: Any, key: str = "") -> bool:
+    """Every field of `desired` has the same value in `live`, as the API server stores it: extra
+    live fields are defaults (or other managers' entries in lists keyed by name), empty values
+    are dropped, and quantities are compared by value."""
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(
-            k in live and is_subset(v, live[k]) for k, v in desired.items()
-        )
+        if not isinstance(live, dict):
+            return _empty(desired) and live is None
+        return all(is_subset(v, live[k], k) if k in live else _empty(v) for k, v in desired.items())
     if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(desired) == len(live)
-            and all(is_subset(d, x) for d, x in zip(desired, live, strict=True))
+        if not isinstance(live, list):
+            return _empty(desired) and live is None
+        if _keyed(desired) and _keyed(live):
+            # Associative lists (env, containers, volumes, ports): another manager's entries
+            # survive our apply anyway, so they are no reason to write.
+            by_name = {x["name"]: x for x in live}
+            names = [d["name"] for d in desired]
+            return (
+                all(
+                    n in by_name and is_subset(d, by_name[n])
+                    for n, d in zip(names, desired, strict=True)
+                )
+                and [x["name"] for x in live if x["name"] in names] == names
+            )
+        return len(desired) == len(live) and all(
+            is_subset(d, x) for d, x in zip(desired, live, strict=True)
         )
-    return desired == live
+    if desired == live:
+        return True
+    if key in QUANTITY_MAPS or key in ("cpu", "memory", "storage"):
+        a, b = quantity_value(desired), quantity_value(live)
+        return a is not None and a == b
+    return False
 
 
 def _fields_paths(fields: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple]:
@@ -97,6 +148,23 @@ def _hand_over_replicas(kube: Kube, desired: dict[str, Any], live: dict[str, Any
     )
 
 
+def _port_key(port: dict[str, Any]) -> tuple[Any, str]:
+    return port.get("port"), port.get("protocol") or "TCP"
+
+
+def _reset_clashing_ports(kube: Kube, desired: dict[str, Any], live: dict[str, Any]) -> None:
+    """A hand-edited Service port keeps our port's name under another (port, protocol) key,
+    which server-side apply merges into a list with the name twice (422 forever). Replace the
+    list first (a merge patch replaces lists whole); the apply then owns it again."""
+    ours = desired["spec"]["ports"]
+    keys = {_port_key(p) for p in ours}
+    names = {p["name"] for p in ours}
+    live_ports = (live.get("spec") or {}).get("ports") or []
+    if not any(p.get("name") in names and _port_key(p) not in keys for p in live_ports):
+        return
+    kube.merge_patch(Ref.of(desired), {"spec": {"ports": ours}}, manager=MANAGER)
+
+
 def apply_children(kube: Kube, desired: list[dict[str, Any]]) -> list[str]:
     """Apply each desired child that differs from its live state; returns what was written."""
     written = []
@@ -107,6 +175,11 @@ def apply_children(kube: Kube, desired: list[dict[str, Any]]) -> list[str]:
             continue
         if live is not None and obj["kind"] == "Deployment" and "replicas" not in obj["spec"]:
             _hand_over_replicas(kube, obj, live)
+        if live is not None and obj["kind"] == "Service":
+            _reset_clashing_ports(kube, obj, live)
+        if live is not None and obj["kind"] == "Secret" and live.get("immutable"):
+            # An immutable copy whose data must change (a rotated key): replace it.
+            kube.delete(ref, uid=live["metadata"].get("uid"))
         kube.apply(obj, manager=MANAGER)
         written.append(f"{ref.kind}/{ref.name}")
     return written

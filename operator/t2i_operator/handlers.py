@@ -1,12 +1,18 @@
 """Thin kopf handlers: each hands one event to a plain function in reconcile.py.
 
 - The CR: resume + create + update → a full pass. A missing input → Warning Event, status
-  Ready=False, and kopf.TemporaryError with a growing delay (retried until it appears).
-- Owned Deployments and Services (by label): deletion or drift from the rendered state → a full
-  pass of the owning CR (reverts it); any other change (rollout progress) → status only.
+  Ready=False, and kopf.TemporaryError with a growing delay (retried until it appears). A spec
+  the operator cannot render → Warning Event and status once, no retries (only a new spec helps).
+- Any other exception in a handler → a Warning Event naming it (kopf itself only logs it), then
+  kopf's retry.
+- Owned Deployments, Services, HPAs and PVCs (by label): deletion or drift from the rendered
+  state → a full pass of the owning CR (reverts it); any other change (rollout progress, HPA
+  status) → status only. The Secret copy is not watched (that needs list/watch on every Secret
+  in the cluster): it is immutable, and a deleted copy comes back at the resync.
 - Owned pods: status only.
 - A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
-- Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest.
+- Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest. Only
+  OSS and PVC resources carry the finalizer (the delete handler and the timer are filtered).
 """
 
 from __future__ import annotations
@@ -22,10 +28,21 @@ from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 OWNED = {LABEL_MANAGED_BY: MANAGER}
 MAX_RETRY_DELAY = 60
+EVENT_MESSAGE_LIMIT = 500
 
 
 def _retry_delay(retry: int) -> int:
     return min(5 * 2**retry, MAX_RETRY_DELAY)
+
+
+def _report(body: kopf.Body, error: Exception) -> None:
+    """An unexpected failure as a Warning Event on the CR (API errors carry only the server's
+    message, never a request body, so no Secret data can reach it)."""
+    if isinstance(error, ApiException):
+        detail = f"API server answered {error.status}: {reconcile._api_message(error)}"
+    else:
+        detail = f"{type(error).__name__}: {error}"
+    kopf.warn(body, reason="ReconcileError", message=detail[:EVENT_MESSAGE_LIMIT])
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, backoff=10)
@@ -39,6 +56,10 @@ def reconcile_service(
     except ApiException as e:
         if reconcile.going_away(e):
             return
+        _report(body, e)
+        raise
+    except Exception as e:
+        _report(body, e)
         raise
     if outcome is None:
         return
@@ -46,6 +67,8 @@ def reconcile_service(
         logger.info(f"applied {outcome.written}, deleted {outcome.deleted}")
     if outcome.problem is not None:
         kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
+        if outcome.problem.reason in reconcile.SPEC_PROBLEMS:
+            return  # reported in status and an Event; retrying the same spec cannot help
         raise kopf.TemporaryError(outcome.problem.message, delay=_retry_delay(retry))
 
 
@@ -68,6 +91,8 @@ def _owner_name(body: kopf.Body) -> str | None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
+@kopf.on.event("", "v1", "persistentvolumeclaims", labels=OWNED)
 def child_changed(
     body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **_: Any
 ) -> None:
@@ -92,7 +117,20 @@ def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> N
                 raise
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+def _has_volume(spec: kopf.Spec, **_: Any) -> bool:
+    """Only OSS resources have a cluster-scoped PV, so only they carry the finalizer (kopf adds
+    it only while a deletion handler matches): deleting any other CR never waits on us."""
+    return (spec.get("model") or {}).get("source") == "OSS"
+
+
+def has_unwatched_input(spec: kopf.Spec, **_: Any) -> bool:
+    """The resync timer's filter: only the user's Secret (OSS) and PVC are not watched. (kopf
+    puts a finalizer on every object a timer runs for, so an unfiltered timer would make every
+    resource's deletion wait for the operator.)"""
+    return (spec.get("model") or {}).get("source") in ("OSS", "PVC")
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL, when=_has_volume)
 def delete_volumes(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     deleted = reconcile.cleanup(memo.kube, reconcile.owner_of(body))
     if deleted:

@@ -1,16 +1,27 @@
-"""A small JSON REST client over the official kubernetes client's transport.
+"""A small JSON REST client: urllib3 with the official kubernetes client's Configuration.
 
 Why not the typed APIs: server-side apply needs `application/apply-patch+yaml`, and our children
 are plain dicts from render/. Why not the DynamicClient: it runs API discovery (dozens of GETs and
 a cache file) before the first request. The handful of kinds we touch have fixed paths.
+
+Only PUBLIC parts of the kubernetes package are used (Configuration's documented attributes,
+`auth_settings()`, ApiException), which are the same in every release the pin allows
+(>=30): the generated ApiClient's request plumbing changed shape in 37 (`param_serialize`).
+
+Every name in a path comes from a spec or an object: each is checked as ONE path segment and
+percent-encoded, so a name like `../../victim/secrets/x` can never address another namespace
+(the operator's identity must never be a way around the tenant's RBAC).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -51,17 +62,71 @@ class Ref:
         return cls(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
 
 
+# What the API server accepts as an object or namespace name (DNS subdomain, ≤253).
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def segment(value: str) -> str:
+    """`value` as exactly one path segment: a valid object name, percent-encoded anyway.
+
+    Raises ValueError for anything else ("..", "a/b", "") — before any request is made."""
+    if not NAME_RE.match(value or "") or ".." in value:
+        raise ValueError(f"not a valid object name: {value!r}")
+    return quote(value, safe="")
+
+
 def path_for(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
     prefix, plural, namespaced = KINDS[(api_version, kind)]
-    path = f"{prefix}/namespaces/{namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
-    return f"{path}/{name}" if name else path
+    if namespaced:
+        path = f"{prefix}/namespaces/{segment(namespace or '')}/{plural}"
+    else:
+        path = f"{prefix}/{plural}"
+    return f"{path}/{segment(name)}" if name else path
+
+
+def _pool(config: k8s.Configuration) -> urllib3.PoolManager:
+    """A connection pool with the Configuration's TLS settings (CA, client cert, verification)."""
+    tls: dict[str, Any] = {}
+    if config.verify_ssl:
+        tls["cert_reqs"] = "CERT_REQUIRED"
+        if config.ssl_ca_cert:
+            tls["ca_certs"] = config.ssl_ca_cert
+    else:
+        tls["cert_reqs"] = "CERT_NONE"
+    if config.cert_file:
+        tls["cert_file"] = config.cert_file
+    if config.key_file:
+        tls["key_file"] = config.key_file
+    if getattr(config, "tls_server_name", None):
+        tls["server_hostname"] = config.tls_server_name
+    if config.assert_hostname is not None:
+        tls["assert_hostname"] = config.assert_hostname
+    if config.proxy:
+        return urllib3.ProxyManager(config.proxy, maxsize=8, **tls)
+    return urllib3.PoolManager(maxsize=8, **tls)
 
 
 class Kube:
     """get/list/apply/delete/patch over JSON; raises kubernetes ApiException on non-2xx."""
 
-    def __init__(self, api_client: k8s.ApiClient) -> None:
-        self.api = api_client
+    def __init__(self, config: k8s.Configuration, user_agent: str = "t2i-operator") -> None:
+        self.config = config
+        self.user_agent = user_agent  # names our requests in audit logs
+        self.http = _pool(config)
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": content_type,
+            "User-Agent": self.user_agent,
+        }
+        # auth_settings() calls the refresh hook first (in-cluster: the rotated, projected
+        # token) and knows where this release keeps the token (`authorization` up to 36,
+        # `BearerToken` from 37).
+        for setting in self.config.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
 
     def request(
         self,
@@ -72,18 +137,21 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        params = self.api.param_serialize(
+        url = self.config.host.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
+        response = self.http.request(
             method,
-            path,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            auth_settings=["BearerToken"],
+            url,
+            body=json.dumps(body).encode() if body is not None else None,
+            headers=self._headers(content_type),
+            timeout=urllib3.Timeout(total=30),
+            retries=False,
         )
-        response = self.api.call_api(*params, _request_timeout=30)
-        data = response.read()
+        data = response.data
         if not 200 <= response.status <= 299:
-            raise ApiException(http_resp=response)
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = data.decode(errors="replace")
+            error.headers = response.headers
+            raise error
         return json.loads(data) if data else {}
 
     def get(self, ref: Ref) -> dict[str, Any] | None:
@@ -117,6 +185,15 @@ class Kube:
             body=obj,
             query=query,
             content_type="application/apply-patch+yaml",
+        )
+
+    def merge_patch(self, ref: Ref, patch: dict[str, Any], *, manager: str) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            path_for(ref.api_version, ref.kind, ref.namespace, ref.name),
+            body=patch,
+            query=[("fieldManager", manager)],
+            content_type="application/merge-patch+json",
         )
 
     def delete(self, ref: Ref, *, uid: str | None = None) -> bool:

@@ -21,14 +21,14 @@ from t2i_operator.render.common import PV_FINALIZER
 from t2i_operator.spec import API_GROUP, API_VERSION, PLURAL
 
 
-def make_api_client() -> k8s.ApiClient:
+def load_configuration() -> k8s.Configuration:
+    """In-cluster ServiceAccount config, else the kubeconfig (for running it locally)."""
+    config = k8s.Configuration()
     try:
-        k8s_config.load_incluster_config()
+        k8s_config.load_incluster_config(client_configuration=config)
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()
-    api = k8s.ApiClient()
-    api.user_agent = "t2i-operator"  # names our requests in audit logs
-    return api
+        k8s_config.load_kube_config(client_configuration=config)
+    return config
 
 
 @kopf.on.startup()
@@ -47,7 +47,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = 8
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    memo.kube = Kube(make_api_client())
+    memo.kube = Kube(load_configuration())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             id="resync",
             interval=args.resync_seconds,
             initial_delay=args.resync_seconds,
+            when=handlers.has_unwatched_input,
         )(handlers.resync)
     # kopf's formatter prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_prefix=True)

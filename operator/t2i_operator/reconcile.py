@@ -1,7 +1,9 @@
-"""One reconcile pass: read inputs → render → apply → prune → status. Plain functions, no kopf.
+"""One reconcile pass: check → read inputs → render → apply → prune → status. No kopf here.
 
-Inputs are validated BEFORE anything is written, so a missing Secret or PVC never leaves a
-half-applied set of children; the problem is reported in status instead.
+The spec and the inputs are validated BEFORE anything is written, so a spec the renderer cannot
+use, or a missing Secret or PVC, never leaves a half-applied set of children; the problem is
+reported in status instead. `status.observedGeneration` moves only when a generation was
+applied: status never claims a spec that is not what runs.
 """
 
 from __future__ import annotations
@@ -23,15 +25,28 @@ from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
 from t2i_operator.render.common import selector_string
 from t2i_operator.render.deployment import render_deployment
+from t2i_operator.render.hpa import render_hpa
 from t2i_operator.render.service import render_service
+from t2i_operator.render.storage import render_pvc
 from t2i_operator.status import Problem, compute_status
+from t2i_operator.validate import SpecError, check
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
 # One pass at a time per custom resource: the CR handlers and the child watchers share it.
 # Reasons only a full pass can clear (pod events must not overwrite them).
 INPUT_PROBLEMS = frozenset(
-    {"SecretNotFound", "SecretKeyMissing", "PVCNotFound", "ApplyRejected", "ApplyFailed"}
+    {
+        "SecretNotFound",
+        "SecretKeyMissing",
+        "PVCNotFound",
+        "ApplyRejected",
+        "ApplyFailed",
+        "InvalidSpec",
+        "RenderFailed",
+    }
 )
+# Problems only a new spec can clear: reported once, not retried.
+SPEC_PROBLEMS = frozenset({"InvalidSpec", "RenderFailed"})
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -128,8 +143,30 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def checked_spec(raw: dict[str, Any] | None) -> tuple[spec_mod.Spec | None, Problem | None]:
+    """The defaulted spec, or the Problem naming the field the renderer cannot use."""
+    try:
+        spec = spec_mod.parse(raw)
+        check(spec)
+    except SpecError as e:
+        return None, Problem("InvalidSpec", str(e))
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as e:
+        return None, Problem("InvalidSpec", f"the spec cannot be read: {type(e).__name__}: {e}")
+    return spec, None
+
+
+def render_checked(
+    spec: spec_mod.Spec, owner: Owner, credentials: Credentials | None
+) -> tuple[list[dict[str, Any]], Problem | None]:
+    """render_all, with a renderer failure turned into a named Problem instead of a traceback."""
+    try:
+        return render_all(spec, owner, credentials), None
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as e:
+        return [], Problem("RenderFailed", f"the spec cannot be rendered: {type(e).__name__}: {e}")
+
+
 def refresh_status(
-    kube: Kube, cr: dict[str, Any], spec: spec_mod.Spec, problem: Problem | None
+    kube: Kube, cr: dict[str, Any], spec: spec_mod.Spec | None, problem: Problem | None
 ) -> bool:
     """Observe the children, compute the status, write it only if it changed."""
     owner = owner_of(cr)
@@ -137,7 +174,7 @@ def refresh_status(
     pods = kube.list("v1", "Pod", owner.namespace, selector_string(owner))
     hpa = (
         kube.get(Ref("autoscaling/v2", "HorizontalPodAutoscaler", owner.name, owner.namespace))
-        if spec.autoscaling.enabled
+        if spec is not None and spec.autoscaling.enabled
         else None
     )
     previous = cr.get("status") or {}
@@ -171,12 +208,15 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         cr = _fresh(kube, namespace, name)
         if cr is None:
             return None
-        spec = spec_mod.parse(cr.get("spec"))
         owner = owner_of(cr)
         outcome = Outcome()
-        credentials, outcome.problem = read_inputs(kube, spec, namespace)
-        if outcome.problem is None:
-            desired = render_all(spec, owner, credentials)
+        spec, outcome.problem = checked_spec(cr.get("spec"))
+        desired: list[dict[str, Any]] = []
+        if spec is not None:
+            credentials, outcome.problem = read_inputs(kube, spec, namespace)
+            if outcome.problem is None:
+                desired, outcome.problem = render_checked(spec, owner, credentials)
+        if spec is not None and outcome.problem is None:
             try:
                 outcome.written = apply.apply_children(kube, desired)
                 outcome.deleted = apply.prune(kube, desired, owner)
@@ -197,11 +237,27 @@ def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] |
     cr = _fresh(kube, namespace, name)
     if cr is None:
         return
-    spec = spec_mod.parse(cr.get("spec"))
+    spec, problem = checked_spec(cr.get("spec"))
+    if spec is None or problem is not None or not applied(cr):
+        return  # the failing full pass reports it; a child event changes nothing about that
     owner = owner_of(cr)
-    desired = {"Deployment": render_deployment, "Service": render_service}
-    render = desired.get((child or {}).get("kind", ""))
-    if child is None or render is None or apply.needs_apply(render(spec, owner), child):
+    desired = {
+        "Deployment": render_deployment,
+        "Service": render_service,
+        "HorizontalPodAutoscaler": render_hpa,
+        "PersistentVolumeClaim": render_pvc,
+    }
+    kind = (child or {}).get("kind", "")
+    render = desired.get(kind)
+    if (kind == "PersistentVolumeClaim" and spec.model.source != "OSS") or (
+        kind == "HorizontalPodAutoscaler" and not spec.autoscaling.enabled
+    ):
+        render = None  # not desired at all: the full pass prunes it
+    try:
+        drifted = render is not None and apply.needs_apply(render(spec, owner), child)
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError):
+        return
+    if child is None or render is None or drifted:
         reconcile(kube, namespace, name)
     else:
         observe(kube, namespace, name)
@@ -216,7 +272,17 @@ def observe(kube: Kube, namespace: str, name: str) -> None:
         ready = {c.get("type"): c for c in (cr.get("status") or {}).get("conditions") or []}
         if ready.get("Ready", {}).get("reason") in INPUT_PROBLEMS:
             return  # the input problem stands until the next full pass re-checks the input
-        refresh_status(kube, cr, spec_mod.parse(cr.get("spec")), None)
+        if not applied(cr):
+            return  # this generation is not applied yet: its full pass writes the status
+        spec, problem = checked_spec(cr.get("spec"))
+        if spec is not None and problem is None:
+            refresh_status(kube, cr, spec, None)
+
+
+def applied(cr: dict[str, Any]) -> bool:
+    """The stored status describes the current generation (a full pass applied it)."""
+    status = cr.get("status") or {}
+    return status.get("observedGeneration") == cr["metadata"].get("generation")
 
 
 def cleanup(kube: Kube, owner: Owner) -> list[str]:

@@ -124,6 +124,8 @@ class Server:
     maxBatch: int = 4
     backend: str = "auto"
     threads: int = 0
+    publicBaseURL: str = ""  # "" = URLs from the request (the server's own default)
+    gracePeriodSeconds: int = 0  # 0 = derive from maxBatch and steps (render/deployment.py)
 
 
 @dataclass(frozen=True)

@@ -202,9 +202,14 @@ def running_nodes(pods: list[dict[str, Any]]) -> list[str]:
     )
 
 
+# Fields that describe the APPLIED spec: kept from the last applied generation while a newer
+# one cannot be applied (a problem), so status never reports a spec that is not running.
+APPLIED_FIELDS = ("observedGeneration", "url", "pool", "modelSource")
+
+
 def compute_status(
     *,
-    spec: Spec,
+    spec: Spec | None,
     owner: Owner,
     generation: int,
     deployment: dict[str, Any] | None,
@@ -214,7 +219,11 @@ def compute_status(
     previous: dict[str, Any] | None,
     now: str,
 ) -> dict[str, Any]:
-    """The full status object to store (via the status subresource)."""
+    """The full status object to store (via the status subresource).
+
+    Without a problem, `generation` was applied: observedGeneration and the spec-derived fields
+    follow it. With one, they keep their previous values (absent before the first success);
+    the conditions carry `generation` and say why it is not applied."""
     previous = previous or {}
     if problem is not None:
         ready = Cond("False", problem.reason, problem.message)
@@ -231,15 +240,21 @@ def compute_status(
             f"(desired {hstatus.get('desiredReplicas', '?')})",
         )
     dstatus = (deployment or {}).get("status") or {}
+    if problem is None and spec is not None:
+        applied = {
+            "observedGeneration": generation,
+            "url": f"http://{owner.name}.{owner.namespace}.svc:{spec.service.port}",
+            "pool": spec.placement.pool,
+            "modelSource": spec.model.source,
+        }
+    else:
+        applied = {k: previous[k] for k in APPLIED_FIELDS if k in previous}
     return {
-        "observedGeneration": generation,
+        **applied,
         "replicas": dstatus.get("replicas", 0),
         "readyReplicas": dstatus.get("readyReplicas", 0),
         "selector": selector_string(owner),
-        "url": f"http://{owner.name}.{owner.namespace}.svc:{spec.service.port}",
-        "pool": spec.placement.pool,
         "nodes": running_nodes(pods),
-        "modelSource": spec.model.source,
         "conditions": merge_conditions(
             {"Ready": ready, "Progressing": progressing, "Degraded": degraded},
             previous.get("conditions"),

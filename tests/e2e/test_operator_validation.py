@@ -13,9 +13,9 @@ pytestmark = pytest.mark.e2e
 
 INVALID = [
     ({"model": {"source": "OSS"}}, "spec.model.oss"),
-    ({"model": {"source": "OSS", "oss": {"bucket": "b"}}}, "spec.model.oss.endpoint"),
+    ({"model": {"source": "OSS", "oss": {"bucket": "bkt"}}}, "spec.model.oss.endpoint"),
     (
-        {"model": {"source": "OSS", "oss": {"bucket": "b", "endpoint": "e"}}},
+        {"model": {"source": "OSS", "oss": {"bucket": "bkt", "endpoint": "e"}}},
         "spec.model.oss.credentialsSecretRef.name",
     ),
     ({"model": {"source": "PVC"}}, "spec.model.pvc"),
@@ -30,6 +30,35 @@ INVALID = [
     ({"server": {"backend": "cuda"}}, "spec.server.backend"),
     ({"server": {"steps": 0}}, "spec.server.steps"),
     ({"outputDirPath": "relative/dir"}, "spec.outputDirPath"),
+    # issue 16: names, paths, command-line options, quantities, URLs
+    ({"outputDirPath": "/tmp/../etc"}, "spec.outputDirPath"),
+    ({"model": {"mountPath": "/models/.."}}, "spec.model.mountPath"),
+    (
+        {"model": {"source": "HostPath", "hostPath": {"path": "/data/../../etc"}}},
+        "spec.model.hostPath.path",
+    ),
+    ({"image": {"pullSecrets": [{"name": "../x"}]}}, "spec.image.pullSecrets[0].name"),
+    ({"model": {"source": "PVC", "pvc": {"claimName": "a/b"}}}, "spec.model.pvc.claimName"),
+    (
+        {
+            "model": {
+                "source": "OSS",
+                "oss": {
+                    "bucket": "bkt",
+                    "endpoint": "e",
+                    "otherOpts": "-o allow_other; rm -rf /",
+                    "credentialsSecretRef": {"name": "s"},
+                },
+            }
+        },
+        "spec.model.oss.otherOpts",
+    ),
+    ({"resources": {"limits": {"cpu": "NaN"}}}, "spec.resources.limits.cpu"),
+    ({"server": {"publicBaseURL": "javascript:alert(1)"}}, "spec.server.publicBaseURL"),
+    ({"server": {"gracePeriodSeconds": 1}}, "spec.server.gracePeriodSeconds"),
+    ({"nodeSelector": {"bad key!": "x"}}, "spec.nodeSelector"),
+    ({"image": {"tag": "x" * 200}}, "spec.image.tag"),
+    ({"tolerations": [{"key": "k", "value": "v" * 64}]}, "spec.tolerations[0].value"),
 ]
 
 

@@ -67,3 +67,31 @@ def test_owned_paths_only_count_our_apply_manager():
     paths = owned_paths(live(), "t2i-operator")
     assert ("spec", "ports", "[]", "port") in paths
     assert ("x",) not in paths
+
+
+def test_canonicalised_quantities_and_dropped_empties_are_no_change():
+    """Issue 16 item 6: what the API server canonicalises is compared the way it stores it."""
+    desired = {
+        "spec": {
+            "resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}},
+            "storageClassName": "",
+            "capacity": {"storage": "50Gi"},
+        }
+    }
+    live = {
+        "spec": {
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+            "capacity": {"storage": "50Gi"},
+        }
+    }
+    assert is_subset(desired, live)
+    live["spec"]["resources"]["requests"]["cpu"] = "600m"
+    assert not is_subset(desired, live)
+
+
+def test_foreign_entries_in_keyed_lists_are_no_change_but_ours_still_count():
+    desired = {"env": [{"name": "OMP_NUM_THREADS", "value": "2"}]}
+    foreign = {"env": [{"name": "OMP_NUM_THREADS", "value": "2"}, {"name": "FOO", "value": "x"}]}
+    assert is_subset(desired, foreign)
+    assert not is_subset(desired, {"env": [{"name": "OMP_NUM_THREADS", "value": "3"}]})
+    assert not is_subset(desired, {"env": [{"name": "FOO", "value": "x"}]})

@@ -163,7 +163,9 @@ def test_missing_input_is_reported_without_children():
     assert cond(s, "Ready")["status"] == "False"
     assert cond(s, "Ready")["reason"] == "SecretNotFound"
     assert cond(s, "Degraded")["status"] == "True"
-    assert s["modelSource"] == "OSS"
+    # Nothing of this generation is applied: status claims neither it nor its source.
+    assert "observedGeneration" not in s and "modelSource" not in s
+    assert cond(s, "Ready")["observedGeneration"] == 7
 
 
 def test_no_deployment_yet():

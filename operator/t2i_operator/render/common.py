@@ -30,10 +30,14 @@ class Owner:
     @property
     def owner_label(self) -> str:
         """`<ns>.<name>` as a label value; hashed when it would exceed the 63-character limit."""
-        value = f"{self.namespace}.{self.name}"
-        if len(value) <= 63:
-            return value
-        return f"{value[:50]}-{hashlib.sha256(value.encode()).hexdigest()[:12]}"
+        return label_value(f"{self.namespace}.{self.name}")
+
+
+def label_value(value: str) -> str:
+    """`value` itself when it fits a label value (63 characters), else a prefix + its hash."""
+    if len(value) <= 63:
+        return value
+    return f"{value[:50]}-{hashlib.sha256(value.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -90,3 +94,8 @@ def pvc_name(owner: Owner) -> str:
 
 def pv_name(owner: Owner) -> str:
     return f"{owner.namespace}-{owner.name}-models"
+
+
+def pv_label(owner: Owner) -> str:
+    """The tutorial's `alicloud-pvname` label (PV name) — hashed beyond 63 characters."""
+    return label_value(pv_name(owner))

@@ -25,6 +25,23 @@ STARTUP_FAILURE_THRESHOLD = 180
 # Longer than the startup allowance, so slow model loading is not reported as a failed rollout.
 PROGRESS_DEADLINE_SECONDS = 1200
 
+# Graceful shutdown (the server drains on SIGTERM: stops accepting, fails /readyz, finishes
+# admitted work for at most --drain-timeout). The pod's grace period must cover, in order:
+# - PRESTOP_SECONDS: the preStop sleep. Deleting a pod and removing it from the Service's
+#   endpoints happen in parallel; kube-proxies and load balancers take a few seconds to stop
+#   sending it new connections. Without the sleep the server would stop accepting while
+#   traffic still arrives (connection refused); with it, the server keeps serving until the
+#   endpoints are gone, and only then receives SIGTERM.
+# - the drain: the longest generation that can be running — one full batch.
+# - DRAIN_MARGIN_SECONDS: the server's exit after the drain, before the kubelet's SIGKILL.
+PRESTOP_SECONDS = 5
+DRAIN_MARGIN_SECONDS = 5
+# A bound on one denoising step of ONE image at the largest size (1024²) on the smallest CPU
+# the pools offer (ecs.g8i.4xlarge, 16 vCPU); a batch costs about this times its size.
+SECONDS_PER_IMAGE_STEP = 3
+MIN_GRACE_SECONDS = 30
+MAX_GRACE_SECONDS = 3600
+
 
 def cpu_cores(quantity: Any) -> Decimal | None:
     """A CPU quantity ("16", "15500m", 2, "0.5") in cores; None when absent or unparseable."""
@@ -56,7 +73,24 @@ def _normalize_resources(resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def grace_period_seconds(spec: Spec) -> int:
+    """spec.server.gracePeriodSeconds, or enough for the longest generation: one full batch at
+    the default steps (requests asking for more steps get a clean 503 if they cannot finish)."""
+    if spec.server.gracePeriodSeconds > 0:
+        return spec.server.gracePeriodSeconds
+    longest = spec.server.maxBatch * max(spec.server.steps, 1) * SECONDS_PER_IMAGE_STEP
+    derived = PRESTOP_SECONDS + longest + DRAIN_MARGIN_SECONDS
+    return min(max(derived, MIN_GRACE_SECONDS), MAX_GRACE_SECONDS)
+
+
+def drain_timeout_seconds(spec: Spec) -> int:
+    """What the server may spend finishing admitted work after SIGTERM: the grace period minus
+    the preStop sleep (already spent) and a margin for the exit itself."""
+    return max(1, grace_period_seconds(spec) - PRESTOP_SECONDS - DRAIN_MARGIN_SECONDS)
+
+
 def server_args(spec: Spec) -> list[str]:
+    public = ["--public-base-url", spec.server.publicBaseURL] if spec.server.publicBaseURL else []
     return [
         "--model-dir",
         spec.model.dir,
@@ -74,6 +108,9 @@ def server_args(spec: Spec) -> list[str]:
         spec.server.backend,
         "--threads",
         str(effective_threads(spec)),
+        "--drain-timeout",
+        str(drain_timeout_seconds(spec)),
+        *public,
     ]
 
 
@@ -123,6 +160,8 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
         "startupProbe": _probe("/healthz", STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD),
         "securityContext": spec.securityContext,
         "volumeMounts": mounts,
+        # Keep serving while the endpoints are removed, then SIGTERM (see PRESTOP_SECONDS).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
         # A server that exits at start (missing model, a backend its image cannot run) prints
         # why as its last log line; the kubelet keeps it in lastState, and status shows it.
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -148,6 +187,7 @@ def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
         # Service links would inject <SERVICE>_PORT=tcp://... variables; for a Service named
         # "t2i" that is T2I_PORT, which the server reads as its --port and refuses to start.
         "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": grace_period_seconds(spec),
         "containers": [render_container(spec, owner)],
         "volumes": volumes,
     }

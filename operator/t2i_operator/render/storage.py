@@ -19,6 +19,7 @@ from t2i_operator.render.common import (
     credentials_secret_name,
     labels,
     namespaced_meta,
+    pv_label,
     pv_name,
     pvc_name,
 )
@@ -39,6 +40,9 @@ def render_credentials_secret(owner: Owner, credentials: Credentials) -> dict[st
         "kind": "Secret",
         "metadata": namespaced_meta(owner, credentials_secret_name(owner)),
         "type": "Opaque",
+        # Tampering is refused by the API server (the copy is not watched, see handlers.py);
+        # a rotated key is a delete + create (apply.py).
+        "immutable": True,
         "data": {
             "akId": _b64(credentials.access_key_id),
             "akSecret": _b64(credentials.access_key_secret),
@@ -55,7 +59,11 @@ def render_pv(spec: Spec, owner: Owner) -> dict[str, Any]:
         "kind": "PersistentVolume",
         "metadata": {
             "name": name,
-            "labels": {**labels(owner), LABEL_PVNAME: name, LABEL_OWNER: owner.owner_label},
+            "labels": {
+                **labels(owner),
+                LABEL_PVNAME: pv_label(owner),
+                LABEL_OWNER: owner.owner_label,
+            },
         },
         "spec": {
             "capacity": {"storage": oss.capacity},
@@ -92,7 +100,7 @@ def render_pvc(spec: Spec, owner: Owner) -> dict[str, Any]:
             "accessModes": ["ReadOnlyMany"],
             "resources": {"requests": {"storage": oss.capacity}},
             "storageClassName": "",
-            "selector": {"matchLabels": {LABEL_PVNAME: pv_name(owner)}},
+            "selector": {"matchLabels": {LABEL_PVNAME: pv_label(owner)}},
         },
     }
 
