@@ -100,11 +100,6 @@ def test_server_pod_serves_the_tutorial_request(
     assert ready_lines and ready_lines[-1]["threads"] == 1, log[-2000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs branch issue17: the server must EXIT when the model cannot be loaded (on main "
-    "it stays up, unready, so the pod never reaches CrashLoopBackOff)",
-)
 def test_wrong_model_path_crashloops_and_the_cr_quotes_the_server(
     real_cluster, operator_pod, images, model_dir, kube, namespace
 ):
