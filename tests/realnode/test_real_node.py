@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import realnode
 from operator_harness import wait_for
 from rn_helpers import (
@@ -225,11 +224,6 @@ def _read_json_stream(stream, out: list[dict]) -> None:
         buf = buf.strip()[end:]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs branches issue17 (graceful drain on SIGTERM, --drain-timeout) and issue16 "
-    "(grace period sized by the operator); without them in-flight requests die with the old pod",
-)
 def test_rolling_update_under_traffic_fails_no_request(
     real_cluster, operator_pod, images, model_dir, kube, namespace
 ):
