@@ -2,7 +2,7 @@
 .PHONY: demo test lint format cluster-up cluster-down bench
 
 demo:            ## Local control plane + operator + example Text2ImageService + a generated PNG
-	bash hack/demo.sh
+	bash hack/demo.sh  # REAL=1: real containers on a real kubelet node (root; docs/real-node.md)
 
 test:            ## Lint, unit, server and end-to-end tests (builds what it needs)
 	bash hack/test.sh

@@ -10,10 +10,21 @@
 # inside them; the server runs here as a local process, on a tiny random-weight model (the real
 # stabilityai/sdxl-turbo weights cannot be downloaded here), so the PNG is noise, not a panda.
 # Everything is torn down at the end; T2I_DEMO_KEEP=1 leaves it running and prints how to stop.
+# REAL=1 (`make demo REAL=1`, root) runs the same path with real containers instead:
+# hack/demo_real.py (images built here, a real kubelet node, the operator in a pod).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+if [ "${REAL:-0}" = 1 ]; then
+  step "Python environment"
+  V=$(bash hack/venv.sh)
+  export PYTHONPATH="$root/operator:$root${PYTHONPATH:+:$PYTHONPATH}"
+  step "Kubernetes binaries, kubelet included (cached under ~/.cache/t2i-operator/k8s-bin)"
+  bash hack/cluster/build.sh --kubelet
+  exec "$V/bin/python" hack/demo_real.py
+fi
 
 step "Python environment"
 V=$(bash hack/venv.sh)

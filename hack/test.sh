@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (`make test`, also what CI runs): sets up the venvs (ours and the
-# IPEX one) and the local control plane's binaries (all cached under ~/.cache/t2i-operator), lints,
-# then runs every test.
+# IPEX one), the local control plane's binaries (kubelet included) and the two images (all cached
+# under ~/.cache/t2i-operator), lints, then runs every test (tests/realnode needs root).
 # Extra arguments go to pytest, e.g. `bash hack/test.sh tests/unit -k render`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +18,13 @@ export T2I_ALLOCATORS=${T2I_ALLOCATORS:-$(bash hack/allocators.sh)}
 # Debian's chromium for the playground's browser tests (apt-get once; Playwright drives it).
 export T2I_CHROMIUM=${T2I_CHROMIUM:-$(bash hack/chromium.sh)}
 if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
-  bash hack/cluster/build.sh   # cached: a no-op when the binaries for these versions exist
+  # Cached: a no-op when the binaries for these versions exist. The kubelet is for tests/realnode.
+  bash hack/cluster/build.sh --kubelet
+fi
+# The real-node tier's two images (buildah, cached; seconds when nothing changed). Built here so
+# its progress is visible; the tier's fixture calls the same script and fails naming what is missing.
+if [ $# -eq 0 ] || [[ " $* " == *realnode* ]]; then
+  bash hack/images.sh >/dev/null
 fi
 set +e
 "$V/bin/python" -m pytest "$@"

@@ -2,7 +2,14 @@
 # Build the local control plane's binaries from upstream Go modules (no Docker, no downloads
 # other than the Go module proxy) into a cache outside the clone, keyed by versions.
 # Prints the bin directory on the last line of stdout. Skips when the cache is complete.
+#   bash hack/cluster/build.sh             # etcd, kube-apiserver, controller-manager, scheduler,
+#                                          # kubectl, kwok (marker .complete)
+#   bash hack/cluster/build.sh --kubelet   # ... and kubelet (the real node; marker
+#                                          # .kubelet-complete, added to the same directory
+#                                          # without rebuilding the others)
 set -euo pipefail
+WITH_KUBELET=0
+[[ "${1:-}" == "--kubelet" ]] && WITH_KUBELET=1
 
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
@@ -14,8 +21,18 @@ MARKER="$OUT/.complete"
 
 log() { echo "[$(date -u +%H:%M:%S)] build: $*" >&2; }
 
-if [[ -f "$MARKER" ]]; then
+KUBELET_MARKER="$OUT/.kubelet-complete"
+done_already() { [[ -f "$MARKER" ]] && { [[ $WITH_KUBELET == 0 ]] || [[ -f "$KUBELET_MARKER" ]]; }; }
+if done_already; then
   log "cache complete: $OUT"
+  echo "$OUT"
+  exit 0
+fi
+mkdir -p "$CACHE/k8s-bin"
+exec 9>"$CACHE/k8s-bin/.lock"
+flock 9  # a concurrent caller waits for this build instead of starting the same one
+if done_already; then
+  log "cache completed by another build: $OUT"
   echo "$OUT"
   exit 0
 fi
@@ -64,6 +81,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 G
 log "go mod tidy (k8s consumer module)"
@@ -73,9 +91,19 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR"
   LDFLAGS+=" -X $pkg.gitTreeState=clean"
 done
+build_k8s() {
+  log "building $1 $K8S_VERSION"
+  (cd "$WORK/k8s" && go build -ldflags "$LDFLAGS" -o "$OUT/$1" "k8s.io/kubernetes/cmd/$1")
+}
+if [[ -f "$MARKER" ]]; then  # only the kubelet is missing: build it alone
+  build_k8s kubelet
+  echo "$KEY" > "$KUBELET_MARKER"
+  log "done: $OUT"
+  echo "$OUT"
+  exit 0
+fi
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  log "building $cmd $K8S_VERSION"
-  (cd "$WORK/k8s" && go build -ldflags "$LDFLAGS" -o "$OUT/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  build_k8s "$cmd"
 done
 
 # --- etcd ---------------------------------------------------------------------------------------
@@ -101,5 +129,9 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok
   [[ -x "$OUT/$b" ]] || { echo "build: $b missing after build" >&2; exit 4; }
 done
 echo "$KEY" > "$MARKER"
+if [[ $WITH_KUBELET == 1 ]]; then
+  build_k8s kubelet
+  echo "$KEY" > "$KUBELET_MARKER"
+fi
 log "done: $OUT"
 echo "$OUT"

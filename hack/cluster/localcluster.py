@@ -1,5 +1,6 @@
 """A real local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler,
-kwok) started as processes on free 127.0.0.1 ports from binaries built by build.sh.
+kwok) started as processes on free 127.0.0.1 ports from binaries built by build.sh; with
+`--real-node`, also a real kubelet node (containerd, runc, CNI: realnode.py).
 
 Stdlib only, so both pytest and a person (`python hack/cluster/localcluster.py up|down|status|env`)
 can use it. Every process it starts is recorded in <state>/pids and stopped by pid on `down`.
@@ -22,6 +23,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realnode
 
 CACHE = Path(os.environ.get("T2I_CACHE", Path.home() / ".cache" / "t2i-operator"))
 HERE = Path(__file__).resolve().parent
@@ -71,9 +76,10 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: fl
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def build_binaries() -> Path:
+def build_binaries(kubelet: bool = False) -> Path:
     """Run build.sh (a no-op when the cache is complete) and return the bin dir."""
-    out = subprocess.run(["bash", str(HERE / "build.sh")], check=True, stdout=subprocess.PIPE)
+    cmd = ["bash", str(HERE / "build.sh"), *(["--kubelet"] if kubelet else [])]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE)
     return Path(out.stdout.decode().strip().splitlines()[-1])
 
 
@@ -81,8 +87,11 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def make_pki(d: Path) -> None:
-    """CA, apiserver serving cert, admin client cert, service-account key pair."""
+def make_pki(d: Path, extra_ips: tuple[str, ...] = ()) -> None:
+    """CA, apiserver serving cert, admin client cert, service-account key pair.
+
+    `extra_ips`: more serving-cert SANs (the real node's bridge gateway, where its pods reach
+    the apiserver)."""
     d.mkdir(parents=True, exist_ok=True)
     openssl(
         "req",
@@ -101,7 +110,9 @@ def make_pki(d: Path) -> None:
     )
     exts = {
         "apiserver": "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
-        "DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc"
+        + "".join(f",IP:{ip}" for ip in extra_ips)
+        + "\nextendedKeyUsage=serverAuth\n",
         "admin": "extendedKeyUsage=clientAuth\n",
     }
     subjects = {"apiserver": "/CN=kube-apiserver", "admin": "/CN=admin/O=system:masters"}
@@ -143,6 +154,40 @@ def make_pki(d: Path) -> None:
     (d / "test-user.token").write_text(token)
 
 
+def client_cert(d: Path, name: str, subject: str) -> None:
+    """A client certificate signed by the local CA (e.g. a node identity for the kubelet)."""
+    (d / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\n")
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        subject,
+        "-keyout",
+        str(d / f"{name}.key"),
+        "-out",
+        str(d / f"{name}.csr"),
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(d / f"{name}.csr"),
+        "-CA",
+        str(d / "ca.crt"),
+        "-CAkey",
+        str(d / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        str(d / f"{name}.ext"),
+        "-out",
+        str(d / f"{name}.crt"),
+    )
+
+
 def kubeconfig_text(server: str, ca: Path, user: dict[str, str]) -> str:
     """A kubeconfig as JSON (valid YAML), for a client cert or a token."""
     return json.dumps(
@@ -169,6 +214,7 @@ class LocalCluster:
 
     state: Path
     bin: Path | None = None
+    real_node: bool = False
 
     @property
     def kubeconfig(self) -> Path:
@@ -216,13 +262,18 @@ class LocalCluster:
         return {name: pid for pid, name in self._pids()}
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        return self._spawn_cmd(name, [str(self.bin / args[0]), *args[1:]])
+
+    def _spawn_cmd(self, name: str, argv: list[str], **popen: Any) -> subprocess.Popen:
+        """Start `argv` in its own session, log to logs/NAME.log, record its pid."""
         logf = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
         proc = subprocess.Popen(
-            [str(self.bin / args[0]), *args[1:]],
+            argv,
             stdout=logf,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            **popen,
         )
         logf.close()
         with open(self.state / "pids", "a") as f:
@@ -269,8 +320,14 @@ class LocalCluster:
         for sub in ("logs", "etcd"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         pki = self.state / "pki"
+        node = None
+        if self.real_node:
+            realnode.ensure_packages()
+            node = realnode.RealNode(self, realnode.free_subnet())
+            (self.state / "node").mkdir(exist_ok=True)
+            (self.state / "node" / "subnet").write_text(str(node.subnet))
         if not (pki / "tokens.csv").exists():
-            make_pki(pki)
+            make_pki(pki, extra_ips=(node.gateway,) if node else ())
         (self.state / "audit-policy.yaml").write_text(AUDIT_POLICY)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         server = f"https://127.0.0.1:{api_port}"
@@ -292,11 +349,46 @@ class LocalCluster:
         )
         try:
             self._start(etcd_port, peer_port, api_port, timeout)
+            if node:
+                node.up(build_binaries(kubelet=True), api_port, timeout)
+                info = {
+                    **self.info,
+                    "real_node": node.name,
+                    "pod_api": node.gateway,
+                    "pod_api_port": node.api_port,
+                    "subnet": str(node.subnet),
+                }
+                (self.state / "info.json").write_text(json.dumps(info))
         except BaseException:
             self.down()
             raise
         log(f"up in {time.monotonic() - t0:.1f}s: {server}")
         return self
+
+    def node_kubeconfig(self, node: str) -> str:
+        """A kubeconfig for a kubelet: its own `system:node:NAME` identity (Node authorizer)."""
+        pki = self.state / "pki"
+        client_cert(pki, f"node-{node}", f"/CN=system:node:{node}/O=system:nodes")
+        return kubeconfig_text(
+            self.server,
+            pki / "ca.crt",
+            {
+                "client-certificate": str(pki / f"node-{node}.crt"),
+                "client-key": str(pki / f"node-{node}.key"),
+            },
+        )
+
+    @property
+    def node(self) -> realnode.RealNode | None:
+        """The real node of this cluster, if it was started with one."""
+        subnet = self.state / "node" / "subnet"
+        if not subnet.exists():
+            return None
+        import ipaddress
+
+        n = realnode.RealNode(self, ipaddress.ip_network(subnet.read_text().strip()))
+        n.api_port = self.info.get("pod_api_port", 0)
+        return n
 
     def _start(self, etcd_port: int, peer_port: int, api_port: int, timeout: float) -> None:
         pki, s = self.state / "pki", self.state
@@ -439,8 +531,14 @@ class LocalCluster:
     def down(self, grace: float = 10) -> None:
         """Stop every recorded pid in reverse start order: SIGTERM, bounded wait, SIGKILL.
 
-        One at a time, so the apiserver still has etcd while it drains.
+        One at a time, so the apiserver still has etcd while it drains. A real node's pods are
+        deleted first (while its kubelet runs), and what its processes leave behind is removed
+        afterwards (realnode.RealNode.cleanup).
         """
+        node = self.node
+        running = {name for pid, name in self._pids() if _running(pid)}
+        if node and {"kubelet", "kube-apiserver"} <= running:
+            node.drain()
         for pid, name in reversed(self._pids()):
             _signal(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
@@ -453,6 +551,8 @@ class LocalCluster:
         (self.state / "pids").unlink(missing_ok=True)
         for proc in getattr(self, "_procs", {}).values():
             proc.poll()  # reap our own children
+        if node:
+            node.cleanup()
 
     def status(self) -> dict[str, bool]:
         return {f"{name} ({pid})": _running(pid) for pid, name in self._pids()}
@@ -506,8 +606,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["up", "down", "status", "env"])
     ap.add_argument("--name", default="default", help="cluster name (state dir under the cache)")
     ap.add_argument("--state-dir", type=Path, help="explicit state directory")
+    ap.add_argument(
+        "--real-node",
+        action="store_true",
+        help="up: also start a real kubelet node (containerd/runc/CNI, root; docs/real-node.md)",
+    )
     a = ap.parse_args(argv)
-    c = LocalCluster(a.state_dir or default_state(a.name))
+    c = LocalCluster(a.state_dir or default_state(a.name), real_node=a.real_node)
     if a.command == "up":
         c.up()
         print(f"export KUBECONFIG={c.kubeconfig}")
