@@ -8,7 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 V=$(bash hack/venv.sh)
 export T2I_VENV=$V PATH="$V/bin:$PATH"
-# This checkout wins over whatever clone the shared venv's editable install points at.
+# This checkout first (the overlay venv already puts it there; PYTHONPATH also covers tools run
+# from the shared venv, such as a bare pytest).
 export PYTHONPATH="$root/operator:$root${PYTHONPATH:+:$PYTHONPATH}"
 bash hack/lint.sh
 # The tutorial's IPEX recipe runs in its own cached venv (torch 2.8); one test drives it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -598,7 +599,10 @@ def node(name: str, labels: dict[str, str]) -> dict:
 
 
 def default_state(name: str = "default") -> Path:
-    return CACHE / "clusters" / name
+    """Per checkout: two clones on one machine each get their own `default` cluster."""
+    checkout = Path(__file__).resolve().parents[2]
+    key = hashlib.sha256(str(checkout).encode()).hexdigest()[:12]
+    return CACHE / "clusters" / f"{checkout.name}-{key}" / name
 
 
 def main(argv: list[str] | None = None) -> int:
