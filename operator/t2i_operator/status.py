@@ -260,7 +260,7 @@ def compute_status(
             attestation.with_attestation(
                 {"Ready": ready, "Progressing": progressing, "Degraded": degraded},
                 previous.get("conditions"),
-                spec.placement.pool,
+                spec.placement.pool if spec is not None else previous.get("pool", ""),
             ),
             previous.get("conditions"),
             generation,
