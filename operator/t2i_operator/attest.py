@@ -86,17 +86,26 @@ def gather(pods: list[dict[str, Any]], timeout: float) -> list[PodEvidence]:
     return evidence
 
 
+def _applied_on_tdx(cr: dict[str, Any]) -> bool:
+    """Only a TDX placement that was applied (its generation observed) is attested: a newer
+    spec that could not be applied must not be stamped as applied by this timer's status write."""
+    status = cr.get("status") or {}
+    return status.get("pool") == "TDX" and status.get("observedGeneration") == cr["metadata"].get(
+        "generation"
+    )
+
+
 def attest(kube: Kube, namespace: str, name: str, timeout: float = TIMEOUT_SECONDS) -> Cond | None:
     """One round for one service; the new Attested condition when it changed (status written)."""
     cr = reconcile._fresh(kube, namespace, name)
-    if cr is None or spec_mod.parse(cr.get("spec")).placement.pool != "TDX":
+    if cr is None or not _applied_on_tdx(cr):
         return None
     owner = reconcile.owner_of(cr)
     pods = kube.list("v1", "Pod", namespace, selector_string(owner))
     cond = attested_condition(gather(pods, timeout), reconcile.now())
     with reconcile._locks[(namespace, name)]:
         cr = reconcile._fresh(kube, namespace, name)
-        if cr is None:
+        if cr is None or not _applied_on_tdx(cr):
             return None
         status = cr.get("status") or {}
         conditions = replace_attested(
