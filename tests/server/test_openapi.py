@@ -107,7 +107,15 @@ _SCALARS = (
 _JSON = st.recursive(
     _SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)
 )
-_BODIES = st.dictionaries(_KEYS, _JSON, max_size=8)
+# Arbitrary objects; a valid body with a few keys overridden; and one with exactly one table
+# field set to an arbitrary scalar (so the accepted path and each single-field refusal are
+# reached often, not only "prompt is required").
+_FIELD_NAMES = st.sampled_from(sorted({*_names(SEED_FIELDS), *_names(OPENAI_FIELDS)}))
+_BODIES = (
+    st.dictionaries(_KEYS, _JSON, max_size=8)
+    | st.dictionaries(_KEYS, _JSON, max_size=3).map(lambda extra: {"prompt": "a cat", **extra})
+    | st.tuples(_FIELD_NAMES, _SCALARS).map(lambda kv: {"prompt": "a cat", kv[0]: kv[1]})
+)
 
 
 @pytest.mark.parametrize(("path", "fields", "validate"), APIS)
