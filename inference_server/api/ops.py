@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inference_server.api.openapi import document
 from inference_server.api.status import machine_cpu, server_status
 
 blueprint = Blueprint("ops", __name__)
@@ -48,3 +49,8 @@ def status():
             runtime.config, description, runtime.is_ready(), runtime.batcher.depth, machine_cpu()
         )
     )
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(document(current_app.extensions["t2i"].config))

@@ -1,8 +1,15 @@
-"""Request validation for both APIs: types, ranges and limits, each error naming its field."""
+"""Request validation for both APIs: types, ranges and limits, each error naming its field.
+
+The fields of each API are a declarative table (``SEED_FIELDS``, ``OPENAI_FIELDS``): the
+validators below iterate over it, and ``api/openapi.py`` turns the same table into the
+OpenAPI document, so the document cannot drift from what the server accepts.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from inference_server.api.errors import ApiError, field_error
@@ -11,6 +18,189 @@ from inference_server.generation import GenerationParams
 
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
+
+# A bound or default that is either fixed or read from the running server's config.
+Limit = int | Callable[[ServerConfig], int]
+
+
+def resolve(limit: Limit, config: ServerConfig) -> int:
+    return limit(config) if callable(limit) else limit
+
+
+def _max_images(config: ServerConfig) -> int:
+    return config.max_images_per_request
+
+
+def _max_steps(config: ServerConfig) -> int:
+    return config.max_steps
+
+
+def _default_steps(config: ServerConfig) -> int:
+    return config.default_steps
+
+
+@dataclass(frozen=True)
+class StrField:
+    """A text field; ``null`` or absent means the default (or "is required")."""
+
+    name: str
+    description: str
+    required: bool = False
+    default: str = ""
+    max_length: int = MAX_PROMPT_CHARS
+
+    def parse(self, body: dict, config: ServerConfig) -> str:
+        value = body.get(self.name)
+        if value is None:
+            if self.required:
+                raise field_error(self.name, "is required")
+            return self.default
+        if not isinstance(value, str):
+            raise field_error(self.name, f"must be a string, got {type(value).__name__}")
+        if self.required and not value.strip():
+            raise field_error(self.name, "must not be empty")
+        if len(value) > self.max_length:
+            raise field_error(self.name, f"must be at most {self.max_length} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate ("\ud800") the tokenizer cannot take
+            raise field_error(
+                self.name, f"must be valid Unicode text (unpaired surrogate at index {error.start})"
+            ) from None
+        return value
+
+
+@dataclass(frozen=True)
+class IntField:
+    """An integer in [low, high]; ``null`` or absent means ``default`` (None: chosen later).
+
+    ``aliases`` are other keys read when ``name`` is absent (OpenAI's ``steps``/``step``).
+    """
+
+    name: str
+    description: str
+    default: Limit | None
+    low: int
+    high: Limit
+    aliases: tuple[str, ...] = ()
+
+    def key(self, body: dict) -> str:
+        return next((k for k in (self.name, *self.aliases) if k in body), self.name)
+
+    def parse(self, body: dict, config: ServerConfig) -> int | None:
+        key = self.key(body)
+        value = body.get(key)
+        default = None if self.default is None else resolve(self.default, config)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise field_error(key, f"must be an integer, got {type(value).__name__}")
+        high = resolve(self.high, config)
+        if not self.low <= value <= high:
+            raise field_error(key, f"must be between {self.low} and {high}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class NumberField:
+    """A number in [low, high]; ``null`` or absent means ``default``."""
+
+    name: str
+    description: str
+    default: float
+    low: float
+    high: float
+
+    def parse(self, body: dict, config: ServerConfig) -> float:
+        value = body.get(self.name)
+        if value is None:
+            return self.default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise field_error(self.name, f"must be a number, got {type(value).__name__}")
+        if not self.low <= value <= self.high:
+            raise field_error(self.name, f"must be between {self.low} and {self.high}, got {value}")
+        return float(value)
+
+
+@dataclass(frozen=True)
+class EnumField:
+    """One of a fixed set of strings; ``null`` or absent means ``default``."""
+
+    name: str
+    description: str
+    default: str
+    choices: tuple[str, ...]
+
+    def parse(self, body: dict, config: ServerConfig) -> str:
+        value = body.get(self.name)
+        if value is None:
+            return self.default
+        if not isinstance(value, str) or value not in self.choices:
+            raise field_error(self.name, f"must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class RejectedField:
+    """A key refused outright (a likely typo of another API's field name)."""
+
+    name: str
+    reason: str
+
+    def parse(self, body: dict, config: ServerConfig) -> None:
+        if self.name in body:
+            raise field_error(self.name, self.reason)
+
+
+@dataclass(frozen=True)
+class IgnoredField:
+    """A key accepted for compatibility and not used (any JSON value)."""
+
+    name: str
+    description: str
+
+    def parse(self, body: dict, config: ServerConfig) -> None:
+        return None
+
+
+Field = StrField | IntField | NumberField | EnumField | RejectedField | IgnoredField
+
+_PROMPT = StrField("prompt", "Text to render; non-blank, valid Unicode.", required=True)
+_NEGATIVE = StrField("negative_prompt", "What to steer away from (weak with guidance 0).")
+_SIZE = EnumField("size", "Image size.", "512x512", tuple(SIZES))
+_STEPS_HELP = "Denoising steps (default: the server's --default-steps)."
+_GUIDANCE = NumberField(
+    "guidance_scale", "Classifier-free guidance; SDXL-Turbo is trained without it.", 0.0, 0.0, 20.0
+)
+_SEED = IntField(
+    "seed", "Base seed (random when absent); same seed, same image.", None, 0, MAX_SEED
+)
+_IMAGES_HELP = "at most --max-queue images in all (a larger request could never be queued)"
+
+# Order matters: fields are checked in table order, so the first bad field is the one named.
+SEED_FIELDS: tuple[Field, ...] = (
+    _PROMPT,
+    IntField("number", f"Images to return; number x batch is {_IMAGES_HELP}.", 1, 1, _max_images),
+    IntField("batch", "Images per forward pass (number x batch images in all).", 1, 1, _max_images),
+    RejectedField("steps", "unknown field (this API's field is step)"),
+    _SIZE,
+    IntField("step", _STEPS_HELP, _default_steps, 1, _max_steps),
+    _GUIDANCE,
+    _NEGATIVE,
+    _SEED,
+)
+
+OPENAI_FIELDS: tuple[Field, ...] = (
+    _PROMPT,
+    IntField("n", f"Images to return; {_IMAGES_HELP}.", 1, 1, _max_images),
+    _SIZE,
+    EnumField("response_format", "How images are returned.", "url", ("url", "b64_json")),
+    IntField("steps", _STEPS_HELP + " Alias: step.", _default_steps, 1, _max_steps, ("step",)),
+    _GUIDANCE,
+    _NEGATIVE,
+    _SEED,
+    IgnoredField("model", "Accepted for compatibility; the server serves one model."),
+)
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
@@ -29,62 +219,9 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _int(body: dict, name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise field_error(name, f"must be an integer, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise field_error(name, f"must be between {low} and {high}, got {value}")
-    return value
-
-
-def _number(body: dict, name: str, default: float, low: float, high: float) -> float:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise field_error(name, f"must be a number, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise field_error(name, f"must be between {low} and {high}, got {value}")
-    return float(value)
-
-
-def _str(body: dict, name: str, required: bool = False, default: str = "") -> str:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise field_error(name, "is required")
-        return default
-    if not isinstance(value, str):
-        raise field_error(name, f"must be a string, got {type(value).__name__}")
-    if required and not value.strip():
-        raise field_error(name, "must not be empty")
-    if len(value) > MAX_PROMPT_CHARS:
-        raise field_error(name, f"must be at most {MAX_PROMPT_CHARS} characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:  # a lone surrogate ("\ud800") the tokenizer cannot take
-        raise field_error(
-            name, f"must be valid Unicode text (unpaired surrogate at index {error.start})"
-        ) from None
-    return value
-
-
-def _size(body: dict, name: str) -> tuple[str, int, int]:
-    value = body.get(name)
-    if value is None:
-        value = "512x512"
-    if not isinstance(value, str) or value not in SIZES:
-        raise field_error(name, f"must be one of {', '.join(SIZES)}, got {value!r}")
-    return (value, *SIZES[value])
-
-
-def _seed(body: dict) -> int | None:
-    if body.get("seed") is None:
-        return None
-    return _int(body, "seed", 0, 0, MAX_SEED)
+def parse_fields(fields: tuple[Field, ...], body: dict, config: ServerConfig) -> dict[str, Any]:
+    """Every field of the table, in order, parsed from ``body`` (unknown keys are ignored)."""
+    return {field.name: field.parse(body, config) for field in fields}
 
 
 def _fits_queue(name: str, images: int, config: ServerConfig) -> None:
@@ -98,9 +235,8 @@ def _fits_queue(name: str, images: int, config: ServerConfig) -> None:
 
 def seed_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, str]:
     """The tutorial's ``POST /api/text2image`` body → params and the size label."""
-    prompt = _str(body, "prompt", required=True)
-    number = _int(body, "number", 1, 1, config.max_images_per_request)
-    batch = _int(body, "batch", 1, 1, config.max_images_per_request)
+    values = parse_fields(SEED_FIELDS, body, config)
+    number, batch = values["number"], values["batch"]
     if number * batch > config.max_images_per_request:
         raise field_error(
             "number",
@@ -108,44 +244,35 @@ def seed_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, st
             f"got {number} x {batch}",
         )
     _fits_queue("number", number * batch, config)
-    if "steps" in body:
-        raise field_error("steps", "unknown field (this API's field is step)")
-    size, width, height = _size(body, "size")
+    width, height = SIZES[values["size"]]
     params = GenerationParams(
-        prompt=prompt,
+        prompt=values["prompt"],
         number=number,
         batch=batch,
         width=width,
         height=height,
-        steps=_int(body, "step", config.default_steps, 1, config.max_steps),
-        guidance_scale=_number(body, "guidance_scale", 0.0, 0.0, 20.0),
-        negative_prompt=_str(body, "negative_prompt"),
-        seed=_seed(body),
+        steps=values["step"],
+        guidance_scale=values["guidance_scale"],
+        negative_prompt=values["negative_prompt"],
+        seed=values["seed"],
     )
-    return params, size
+    return params, values["size"]
 
 
 def openai_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, str, str]:
     """OpenAI ``POST /v1/images/generations`` → params, size label, response_format."""
-    prompt = _str(body, "prompt", required=True)
-    n = _int(body, "n", 1, 1, config.max_images_per_request)
-    _fits_queue("n", n, config)
-    size, width, height = _size(body, "size")
-    response_format = body.get("response_format")
-    if response_format is None:
-        response_format = "url"
-    if not isinstance(response_format, str) or response_format not in ("url", "b64_json"):
-        raise field_error("response_format", f"must be url or b64_json, got {response_format!r}")
-    steps_field = "steps" if "steps" in body else "step"
+    values = parse_fields(OPENAI_FIELDS, body, config)
+    _fits_queue("n", values["n"], config)
+    width, height = SIZES[values["size"]]
     params = GenerationParams(
-        prompt=prompt,
-        number=n,  # n single-image calls: the batcher merges them up to --max-batch
+        prompt=values["prompt"],
+        number=values["n"],  # n single-image calls: the batcher merges them up to --max-batch
         batch=1,
         width=width,
         height=height,
-        steps=_int(body, steps_field, config.default_steps, 1, config.max_steps),
-        guidance_scale=_number(body, "guidance_scale", 0.0, 0.0, 20.0),
-        negative_prompt=_str(body, "negative_prompt"),
-        seed=_seed(body),
+        steps=values["steps"],
+        guidance_scale=values["guidance_scale"],
+        negative_prompt=values["negative_prompt"],
+        seed=values["seed"],
     )
-    return params, size, response_format
+    return params, values["size"], values["response_format"]
