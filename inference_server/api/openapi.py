@@ -6,6 +6,7 @@ Pure: ``document(config)`` is a dict; the route in ``ops.py`` only serializes it
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from inference_server.api.schema import (
@@ -296,3 +297,13 @@ def document(config: ServerConfig) -> Schema:
         "info": {"title": "t2i inference server", "version": server_version()},
         "paths": paths,
     }
+
+
+def main() -> None:
+    """``python -m inference_server.api.openapi``: the document for the default settings, as
+    committed in docs/openapi.json (a test keeps that copy equal to this output)."""
+    print(json.dumps(document(ServerConfig()), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
