@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         threads=args.http_threads,
+        on_transport_error=lambda status: runtime.metrics.requests.labels(
+            route="transport", status=str(status)
+        ).inc(),
         connection_limit=args.connection_limit,
         channel_timeout=args.idle_timeout,
         cleanup_interval=max(1, min(10, args.idle_timeout // 2)),

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher, WSGITask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,21 @@ class _Task(WSGITask):
         return environ
 
 
+class _ErrorTask(ErrorTask):
+    """A response waitress makes itself, without the app (malformed request 400, headers too
+    large 431, body over its cap 413, unsupported transfer coding 501): reported to the server's
+    hook so it is counted like the app's own responses."""
+
+    def execute(self) -> None:
+        super().execute()
+        hook = getattr(self.channel.server, "on_transport_error", None)
+        if hook is not None:
+            hook(self.request.error.code)
+
+
 class _Channel(HTTPChannel):
     task_class = _Task
+    error_task_class = _ErrorTask
 
 
 class Server(TcpWSGIServer):
@@ -120,8 +134,18 @@ class Server(TcpWSGIServer):
         self.close()
 
 
-def create(app, host: str, port: int, threads: int, **adjustments) -> Server:
-    """Bind ``host:port`` (its first address) and return the server, not yet serving."""
+def create(
+    app,
+    host: str,
+    port: int,
+    threads: int,
+    on_transport_error: Callable[[int], None] | None = None,
+    **adjustments,
+) -> Server:
+    """Bind ``host:port`` (its first address) and return the server, not yet serving;
+    ``on_transport_error(status)`` is called for each response waitress makes itself."""
     adj = Adjustments(host=host, port=port, threads=threads, **adjustments)
     dispatcher = ProbeFirstDispatcher(threads)
-    return Server(app, map={}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+    server = Server(app, map={}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+    server.on_transport_error = on_transport_error
+    return server

@@ -4,9 +4,11 @@ requests that can never fit the queue, spoofed Host headers, partial image files
 from __future__ import annotations
 
 import json
+import socket
 import threading
 
 import pytest
+import requests
 from server_testlib import FakeEngine, LoadedEngine, wait_for
 
 from inference_server.batcher import Call
@@ -193,3 +195,12 @@ def test_wrong_method_is_counted_on_its_route(app_factory):
     text = client.get("/metrics").get_data(as_text=True)
     assert 't2i_http_requests_total{route="/api/text2image",status="405"} 1.0' in text
     assert 't2i_http_requests_total{route="unmatched",status="404"} 1.0' in text
+
+
+def test_responses_waitress_makes_itself_are_counted(cli_server):
+    """A request line waitress cannot parse never reaches Flask; it is still counted."""
+    with socket.create_connection(("127.0.0.1", cli_server.port), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 400")
+    text = requests.get(f"{cli_server.base}/metrics", timeout=10).text
+    assert 't2i_http_requests_total{route="transport",status="400"}' in text
