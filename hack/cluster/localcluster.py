@@ -118,36 +118,7 @@ def make_pki(d: Path, extra_ips: tuple[str, ...] = ()) -> None:
     }
     subjects = {"apiserver": "/CN=kube-apiserver", "admin": "/CN=admin/O=system:masters"}
     for name, subj in subjects.items():
-        (d / f"{name}.ext").write_text(exts[name])
-        openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            subj,
-            "-keyout",
-            str(d / f"{name}.key"),
-            "-out",
-            str(d / f"{name}.csr"),
-        )
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(d / f"{name}.csr"),
-            "-CA",
-            str(d / "ca.crt"),
-            "-CAkey",
-            str(d / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            str(d / f"{name}.ext"),
-            "-out",
-            str(d / f"{name}.crt"),
-        )
+        signed_cert(d, name, subj, exts[name])
     openssl("genrsa", "-out", str(d / "sa.key"), "2048")
     openssl("rsa", "-in", str(d / "sa.key"), "-pubout", "-out", str(d / "sa.pub"))
     token = os.urandom(16).hex()
@@ -155,9 +126,9 @@ def make_pki(d: Path, extra_ips: tuple[str, ...] = ()) -> None:
     (d / "test-user.token").write_text(token)
 
 
-def client_cert(d: Path, name: str, subject: str) -> None:
-    """A client certificate signed by the local CA (e.g. a node identity for the kubelet)."""
-    (d / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\n")
+def signed_cert(d: Path, name: str, subject: str, extensions: str) -> None:
+    """<name>.key/.crt for `subject`, signed by the local CA with the given x509 extensions."""
+    (d / f"{name}.ext").write_text(extensions)
     openssl(
         "req",
         "-newkey",
@@ -187,6 +158,11 @@ def client_cert(d: Path, name: str, subject: str) -> None:
         "-out",
         str(d / f"{name}.crt"),
     )
+
+
+def client_cert(d: Path, name: str, subject: str) -> None:
+    """A client certificate signed by the local CA (e.g. a node identity for the kubelet)."""
+    signed_cert(d, name, subject, "extendedKeyUsage=clientAuth\n")
 
 
 def kubeconfig_text(server: str, ca: Path, user: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import realnode
+from operator_harness import t2i
 
 TUTORIAL_BODY = {
     "prompt": "A panda listening to music with headphones. highly detailed, 8k.",
@@ -32,13 +33,7 @@ def real_t2i(name: str, namespace: str, server_image: str, model_root: Path, **s
         "nodeSelector": {"kubernetes.io/hostname": realnode.NODE_NAME},
         "tolerations": [{"key": realnode.TAINT_KEY, "operator": "Exists"}],
     }
-    body.update(spec)
-    return {
-        "apiVersion": "t2i.dev/v1alpha1",
-        "kind": "Text2ImageService",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
+    return t2i(name, namespace, **{**body, **spec})
 
 
 def pod_log(node: realnode.RealNode, namespace: str, pod: str, container: str) -> str:
@@ -82,3 +77,8 @@ def ready_pods(kube, namespace: str, name: str) -> list[dict]:
             for c in p.get("status", {}).get("conditions", [])
         )
     ]
+
+
+def patch_spec(kube: Any, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    """A merge patch of the resource's spec, as a user's `kubectl patch` would send it."""
+    kube("patch", "t2i", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec}))

@@ -17,6 +17,7 @@ from rn_helpers import (
     TUTORIAL_BODY,
     condition,
     get_bytes,
+    patch_spec,
     pod_log,
     post_json,
     ready_pods,
@@ -143,16 +144,7 @@ def test_wrong_model_path_crashloops_and_the_cr_quotes_the_server(
         )
 
     wait_for(quotes, "Ready=False quoting the server", timeout=120)
-    kube(
-        "patch",
-        "t2i",
-        name,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"model": {"name": "stabilityai/sdxl-turbo"}}}),
-    )
+    patch_spec(kube, namespace, name, {"model": {"name": "stabilityai/sdxl-turbo"}})
     _wait_ready(kube, namespace, name)
 
 
@@ -282,16 +274,7 @@ def test_rolling_update_under_traffic_fails_no_request(
         t.start()
     try:
         wait_for(lambda: served.get(old["status"]["podIP"], 0) >= 2, "traffic to the old pod", 120)
-        kube(
-            "patch",
-            "t2i",
-            name,
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"server": {"steps": 2}}}),
-        )
+        patch_spec(kube, namespace, name, {"server": {"steps": 2}})
 
         def rolled():
             pods = ready_pods(kube, namespace, name)

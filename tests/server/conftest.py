@@ -7,13 +7,17 @@ queue full, worker death) use small fake engines instead, like KServe's DummyMod
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from server_testlib import BIN, CliServer, LoadedEngine, cli_env, free_port, make_app, wait_for
+from server_testlib import (
+    CliServer,
+    LoadedEngine,
+    make_app,
+    start_cli,
+    terminate_cli,
+)
 
 from inference_server.app import create_app
 from inference_server.config import ServerConfig
@@ -76,44 +80,8 @@ def app_factory(tmp_path) -> Iterator[Callable]:
 @pytest.fixture(scope="session")
 def cli_server(tiny_model_dir, tmp_path_factory) -> Iterator[CliServer]:
     """The real ``t2i-server`` entry point as a subprocess; stderr captured to a file."""
-    work = tmp_path_factory.mktemp("cli")
-    output_dir, log = work / "out", work / "stderr.log"
-    port = free_port()
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                str(BIN / "t2i-server"),
-                "--model-dir",
-                str(tiny_model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--output-dir",
-                str(output_dir),
-                "--threads",
-                "2",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=cli_env(),
-        )
-    server = CliServer(process, port, output_dir, log)
-
-    def ready() -> bool:
-        assert process.poll() is None, f"t2i-server exited: {log.read_text()}"
-        try:
-            return requests.get(f"{server.base}/readyz", timeout=5).status_code == 200
-        except requests.RequestException:  # refused, or slow while the model loads
-            return False
-
+    server = start_cli(tiny_model_dir, tmp_path_factory.mktemp("cli"), ready_timeout=180)
     try:
-        wait_for(ready, timeout=180, what="t2i-server /readyz")
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate_cli(server)

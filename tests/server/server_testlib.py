@@ -130,7 +130,13 @@ class CliServer:
         self.log = log
 
 
-def start_cli(model_dir: Path, work: Path, *extra: str, prefix: tuple[str, ...] = ()) -> CliServer:
+def start_cli(
+    model_dir: Path,
+    work: Path,
+    *extra: str,
+    prefix: tuple[str, ...] = (),
+    ready_timeout: float = 300,
+) -> CliServer:
     """``t2i-server`` on the tiny model in a subprocess (optionally under ``prefix``, e.g.
     ``unshare``), returned once /readyz is 200; stderr goes to ``work/stderr.log``."""
     output_dir, log = work / "out", work / "stderr.log"
@@ -164,11 +170,21 @@ def start_cli(model_dir: Path, work: Path, *extra: str, prefix: tuple[str, ...] 
             return False
 
     try:
-        wait_for(ready, timeout=300, what="t2i-server /readyz")
+        wait_for(ready, timeout=ready_timeout, what="t2i-server /readyz")
     except BaseException:
         stop_cli(server)
         raise
     return server
+
+
+def terminate_cli(server: CliServer) -> None:
+    """SIGTERM (the server's graceful path), SIGKILL if it has not exited within 20 s."""
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
 
 
 def stop_cli(server: CliServer) -> None:

@@ -12,50 +12,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from server_testlib import BIN, cli_env, free_port, wait_for
+from server_testlib import CliServer, cli_env, start_cli, terminate_cli
 from tsm_fixture import ConfigfsTsm
 
 from inference_server.attestation.manifest import model_digest
 
 
-def start_server(model_dir: Path, work: Path, tsm_root: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = work / f"server-{port}.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                *(str(BIN / "t2i-server"), "--model-dir", str(model_dir), "--host", "127.0.0.1"),
-                *("--port", str(port), "--output-dir", str(work / "out"), "--threads", "1"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={
-                **cli_env(),
-                "T2I_TSM_REPORT_ROOT": str(tsm_root),
-                "T2I_IMAGE_DIGEST": "sha256:" + "ab" * 32,
-                "T2I_ATTESTATION_PER_MINUTE": "600",
-            },
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, f"t2i-server exited: {log.read_text()}"
-        try:
-            return requests.get(f"{base}/readyz", timeout=2).status_code == 200
-        except requests.RequestException:  # refused, or a read timeout on a loaded machine
-            return False
-
-    wait_for(ready, timeout=180, what="t2i-server /readyz")
-    return process, base
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def start_server(model_dir: Path, work: Path, tsm_root: Path) -> CliServer:
+    return start_cli(
+        model_dir,
+        work,
+        *("--threads", "1", "--tsm-report-root", str(tsm_root)),
+        *("--image-digest", "sha256:" + "ab" * 32, "--attestation-per-minute", "600"),
+        ready_timeout=180,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +36,11 @@ def tsm(tmp_path_factory) -> Iterator[ConfigfsTsm]:
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory, tsm) -> Iterator[str]:
-    process, base = start_server(tiny_model_dir, tmp_path_factory.mktemp("verify"), tsm.root)
+    started = start_server(tiny_model_dir, tmp_path_factory.mktemp("verify"), tsm.root)
     try:
-        yield base
+        yield started.base
     finally:
-        stop(process)
+        terminate_cli(started)
 
 
 def verify(*args: str) -> tuple[int, dict]:
@@ -153,11 +123,11 @@ def test_a_wrong_image_digest_fails(server):
 
 
 def test_not_in_a_td_exits_3(tiny_model_dir, tmp_path):
-    process, base = start_server(tiny_model_dir, tmp_path, tmp_path / "no-configfs")
+    started = start_server(tiny_model_dir, tmp_path, tmp_path / "no-configfs")
     try:
-        code, report = verify(base)
+        code, report = verify(started.base)
     finally:
-        stop(process)
+        terminate_cli(started)
     assert code == 3
     assert report["checks"][0]["result"] == "FAILED"
     assert "not running in a TD" in report["checks"][0]["detail"]
