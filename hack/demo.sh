@@ -66,7 +66,15 @@ kubectl=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bin"]
 
 step "Installing the CRD and the operator's RBAC"
 "$kubectl" apply -f crds/t2i.dev_text2imageservices.yaml
-"$kubectl" wait --for=condition=Established crd/text2imageservices.t2i.dev --timeout=60s
+# Polled: `kubectl wait --for=condition=Established` errors out if it reads the CRD before the
+# API server has written any condition.
+for _ in $(seq 120); do
+  "$kubectl" get crd text2imageservices.t2i.dev -o json | python3 -c '
+import json, sys
+conditions = json.load(sys.stdin).get("status", {}).get("conditions") or []
+sys.exit(not any(c["type"] == "Established" and c["status"] == "True" for c in conditions))' && break
+  sleep 0.5
+done
 "$kubectl" apply -f deploy/namespace.yaml -f deploy/rbac.yaml
 until "$kubectl" -n t2i-system get serviceaccount t2i-operator >/dev/null 2>&1; do sleep 0.5; done
 

@@ -23,7 +23,7 @@ from t2i_operator.render.common import (
     MANAGER,
     Owner,
     credentials_secret_name,
-    pvc_name,
+    labels,
 )
 
 HANDOVER_MANAGER = "t2i-operator-handover"
@@ -190,29 +190,38 @@ def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
     return any(r.get("uid") == owner.uid for r in refs)
 
 
-def candidates(owner: Owner) -> list[Ref]:
-    """Every namespaced child this CR can ever have: names are fixed by the design contract,
-    so pruning reads them by name (no cluster-wide list of Secrets needed)."""
+def candidates(kube: Kube, owner: Owner) -> list[Ref]:
+    """Every namespaced child this CR can have. Names are fixed by the design contract, so
+    most are read by name (no cluster-wide list of Secrets needed); the model claim is named by
+    its OSS source (render/common.oss_volume_key), so claims are listed by our labels."""
     ns, name = owner.namespace, owner.name
+    claims = [
+        Ref.of(pvc)
+        for pvc in kube.list("v1", "PersistentVolumeClaim", ns, _selector(labels(owner)))
+    ]
     return [
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
         Ref("v1", "Service", name, ns),
         Ref("apps/v1", "Deployment", name, ns),
-        Ref("v1", "PersistentVolumeClaim", pvc_name(owner), ns),
+        *claims,
         Ref("v1", "Secret", credentials_secret_name(owner), ns),
     ]
+
+
+def _selector(match: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
 
 
 def prune(kube: Kube, desired: list[dict[str, Any]], owner: Owner) -> list[str]:
     """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage)."""
     keep = {(o["kind"], o["metadata"]["name"]) for o in desired}
     deleted = []
-    for ref in candidates(owner):
+    for ref in candidates(kube, owner):
         if (ref.kind, ref.name) in keep:
             continue
         live = kube.get(ref)
-        if live is None or not _owned_by(live, owner):
-            continue  # absent, or someone else's object that happens to have the name
+        if live is None or not _owned_by(live, owner) or live["metadata"].get("deletionTimestamp"):
+            continue  # absent, someone else's object that has the name, or already going
         if kube.delete(ref, uid=live["metadata"].get("uid")):
             deleted.append(f"{ref.kind}/{ref.name}")
     volumes = {n for k, n in keep if k == "PersistentVolume"}

@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from t2i_operator import attest, handlers  # handlers registers the handlers on import
+from t2i_operator.diffbase import DigestDiffBaseStorage
 from t2i_operator.kube import Kube
 from t2i_operator.render.common import PV_FINALIZER
 from t2i_operator.spec import API_GROUP, API_VERSION, PLURAL
@@ -35,7 +36,7 @@ def load_configuration() -> k8s.Configuration:
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf's own bookkeeping lives in annotations, never in .status (which is ours and schema'd).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="t2i.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
         prefix="t2i.dev", key="last-handled-configuration"
     )
     settings.persistence.finalizer = PV_FINALIZER

@@ -40,7 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from operator_harness import Kubectl, install_crd_and_rbac, operator_kubeconfig, unique
+from operator_harness import (
+    Kubectl,
+    install_crd_and_rbac,
+    operator_kubeconfig,
+    unique,
+    wait_established,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
@@ -101,7 +107,7 @@ def namespace(kube: Kubectl) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def crd_installed(kube: Kubectl) -> None:
     kube("apply", "-f", str(ROOT / "crds" / "t2i.dev_text2imageservices.yaml"))
-    kube("wait", "--for=condition=Established", "crd/text2imageservices.t2i.dev", "--timeout=60s")
+    wait_established(kube)
 
 
 @pytest.fixture(scope="session")

@@ -151,11 +151,19 @@ class OperatorProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
+def wait_established(kubectl: Kubectl, crd: str = "text2imageservices.t2i.dev") -> None:
+    """Polls the condition: `kubectl wait --for=condition=Established` fails at once
+    ("accessor error: <nil>") when it reads the CRD before the API server wrote any condition."""
+    wait_for(
+        lambda: condition(kubectl.get("crd", crd), "Established").get("status") == "True",
+        f"CRD {crd} Established",
+        timeout=60,
+    )
+
+
 def install_crd_and_rbac(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", str(CRD))
-    kubectl(
-        "wait", "--for=condition=Established", "crd/text2imageservices.t2i.dev", "--timeout=60s"
-    )
+    wait_established(kubectl)
     kubectl("apply", "-f", str(ROOT / "deploy" / "namespace.yaml"))
     kubectl("apply", "-f", str(ROOT / "deploy" / "rbac.yaml"))
 
@@ -242,6 +250,41 @@ def t2i(name: str, namespace: str, **spec: Any) -> dict:
         "metadata": {"name": name, "namespace": namespace},
         "spec": body,
     }
+
+
+def model_claims(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:
+    """The OSS model PVCs of a resource (named `<name>-models-<source digest>`)."""
+    selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/managed-by=t2i-operator"
+    return [
+        c
+        for c in kubectl.items("pvc", namespace, selector)
+        if c["metadata"]["name"].startswith(f"{name}-models-")
+    ]
+
+
+def model_volumes(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:
+    """The cluster-scoped OSS model PVs of a resource (found by the owner label)."""
+    return kubectl.items("pv", None, f"t2i.dev/owner={namespace}.{name}")
+
+
+def model_claim(kubectl: Kubectl, namespace: str, name: str) -> dict | None:
+    live = [
+        c
+        for c in model_claims(kubectl, namespace, name)
+        if "deletionTimestamp" not in c["metadata"]
+    ]
+    assert len(live) <= 1, [c["metadata"]["name"] for c in live]
+    return live[0] if live else None
+
+
+def model_volume(kubectl: Kubectl, namespace: str, name: str) -> dict | None:
+    live = [
+        v
+        for v in model_volumes(kubectl, namespace, name)
+        if "deletionTimestamp" not in v["metadata"]
+    ]
+    assert len(live) <= 1, [v["metadata"]["name"] for v in live]
+    return live[0] if live else None
 
 
 def condition(obj: dict | None, ctype: str) -> dict:

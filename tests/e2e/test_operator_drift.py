@@ -10,7 +10,14 @@ import time
 
 import pytest
 from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
-from operator_harness import condition, mutating_requests, t2i, wait_for
+from operator_harness import (
+    condition,
+    model_claims,
+    model_volumes,
+    mutating_requests,
+    t2i,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -170,8 +177,8 @@ def test_killed_mid_reconcile_converges_without_duplicates_or_orphans(kubectl, n
     )
     wait_for(
         lambda: (
-            kubectl.get("pv", f"{ns}-sd-models") is None
-            and kubectl.get("pvc", "sd-models", ns) is None
+            model_volumes(kubectl, ns, "sd") == []
+            and model_claims(kubectl, ns, "sd") == []
             and kubectl.get("secret", "sd-oss-credentials", ns) is None
         ),
         "the OSS children pruned after the restart",

@@ -12,7 +12,15 @@ import time
 import pytest
 import yaml
 from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
-from operator_harness import condition, mutating_requests, t2i, unique, wait_for
+from operator_harness import (
+    condition,
+    model_claim,
+    model_volume,
+    mutating_requests,
+    t2i,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 VICTIM_VALUE = "victim-db-root-password"
@@ -83,7 +91,8 @@ def test_invalid_spec_on_a_ready_cr_is_reported_and_never_claimed(kubectl, ns, a
         lambda: condition(kubectl.get("t2i", "sd", ns), "Ready").get("status") == "True",
         "Ready=True",
     )
-    bad = t2i("sd", ns, placement={"pool": "TDX"}, affinity={"nodeAffinity": "oops"})
+    bad = t2i("sd", ns, placement={"pool": "TDX"})
+    bad["spec"]["resources"]["limits"]["cpu"] = "-1"  # the schema's quantity pattern allows a sign
     kubectl.apply(bad)
 
     def invalid():
@@ -92,7 +101,7 @@ def test_invalid_spec_on_a_ready_cr_is_reported_and_never_claimed(kubectl, ns, a
 
     cr = wait_for(invalid, "Ready=False reason InvalidSpec")
     ready = condition(cr, "Ready")
-    assert ready["status"] == "False" and "spec.affinity.nodeAffinity" in ready["message"]
+    assert ready["status"] == "False" and "spec.resources.limits.cpu" in ready["message"]
     assert ready["observedGeneration"] == 2
     assert cr["status"]["observedGeneration"] == 1
     assert cr["status"]["pool"] == "G8i"
@@ -104,7 +113,7 @@ def test_invalid_spec_on_a_ready_cr_is_reported_and_never_claimed(kubectl, ns, a
         ],
         "a Warning Event InvalidSpec",
     )
-    assert events[0]["type"] == "Warning" and "spec.affinity.nodeAffinity" in events[0]["message"]
+    assert events[0]["type"] == "Warning" and "spec.resources.limits.cpu" in events[0]["message"]
 
     # A pod event must not stamp generation 2 as applied.
     (pod,) = [p["metadata"]["name"] for p in kubectl.items("pods", ns)]
@@ -180,9 +189,9 @@ def test_long_names_are_rejected_or_fit_every_child(kubectl, ns):
         explain=lambda: condition(kubectl.get("t2i", name, ns), "Ready"),
     )
     assert cr["status"]["observedGeneration"] == 1
-    pv = kubectl.get("pv", f"{ns}-{name}-models")
+    pv = model_volume(kubectl, ns, name)
     assert pv is not None and len(pv["metadata"]["labels"]["alicloud-pvname"]) <= 63
-    assert kubectl.get("pvc", f"{name}-models", ns)["status"]["phase"] == "Bound"
+    assert model_claim(kubectl, ns, name)["status"]["phase"] == "Bound"
 
 
 def test_scale_subresource_works_without_spec_replicas(kubectl, ns):
@@ -309,7 +318,99 @@ def test_canonicalised_values_cost_no_writes(kubectl, ns, audit_log):
     writes = [
         (e["verb"], e["requestURI"])
         for e in mutating_requests(audit_log, since)
-        if (f"/namespaces/{ns}/" in e.get("requestURI", "") or f"{ns}-sd-models" in e["requestURI"])
+        if (
+            f"/namespaces/{ns}/" in e.get("requestURI", "") or f"{ns}-sd-models-" in e["requestURI"]
+        )
         and not e["requestURI"].split("?")[0].endswith("/status")  # settling readiness is news
     ]
     assert writes == []
+
+
+def _big_but_valid_scheduling() -> dict:
+    """Soft rules only (kwok nodes must still take the pod), every list near its bound."""
+    key = "k" * 60 + ".example.com/" + "n" * 60
+    expr = {"key": key, "operator": "In", "values": [f"v{i}-" + "x" * 58 for i in range(8)]}
+    term = {"matchExpressions": [expr] * 4}
+    labels = {f"l{i}": "y" * 63 for i in range(4)}
+    pod_term = {
+        "labelSelector": {"matchLabels": labels, "matchExpressions": [expr] * 2},
+        "namespaceSelector": {
+            "matchLabels": dict(list(labels.items())[:2]),
+            "matchExpressions": [expr],
+        },
+        "namespaces": [f"ns{i}" for i in range(8)],
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    soft = [{"weight": 1, "podAffinityTerm": pod_term}] * 2
+    return {
+        "tolerations": [{"key": key[:-3] + f"{i:03d}", "operator": "Exists"} for i in range(32)],
+        "affinity": {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 1, "preference": term}
+                ]
+                * 4
+            },
+            "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": soft},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": soft},
+        },
+    }
+
+
+def test_large_spec_and_annotations_neither_block_handling_nor_deletion(kubectl, ns):
+    """Item 7: kopf's last-handled record used to copy the spec and the user's annotations into
+    one more annotation; past 256 KiB together that write was refused and an OSS resource (it
+    carries the PV finalizer) could not be deleted. The record is now a fixed-size digest."""
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "oss", "namespace": ns},
+            "stringData": {"akId": "id", "akSecret": "secret"},
+        }
+    )
+    body = t2i("big", ns, model=oss_model("oss"), **_big_but_valid_scheduling())
+    body["metadata"]["annotations"] = {"example.com/notes": "n" * 180_000}
+    assert len(json.dumps(body)) > 200_000
+    kubectl.run("create", "-f", "-", stdin=json.dumps(body))  # no last-applied copy
+    wait_for(
+        lambda: condition(kubectl.get("t2i", "big", ns), "Ready").get("status") == "True",
+        "Ready=True",
+    )
+    cr = kubectl.get("t2i", "big", ns)
+    assert cr["status"]["observedGeneration"] == cr["metadata"]["generation"]
+    assert cr["metadata"].get("finalizers")  # the OSS PV finalizer is what deletion must release
+    assert len(cr["metadata"]["annotations"]["t2i.dev/last-handled-configuration"]) < 200
+    kubectl("delete", "t2i", "big", "-n", ns, "--wait=true", "--timeout=90s")
+    assert kubectl.get("t2i", "big", ns) is None
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        (
+            {"affinity": {"nodeAffinity": {REQUIRED: {"nodeSelectorTerms": [{}] * 5}}}},
+            f"spec.affinity.nodeAffinity.{REQUIRED}.nodeSelectorTerms",
+        ),
+        (
+            {"tolerations": [{"key": "k", "operator": "Exists"}] * 33},
+            "spec.tolerations",
+        ),
+        (
+            {"securityContext": {"capabilities": {"add": ["X"] * 33}}},
+            "spec.securityContext.capabilities.add",
+        ),
+        (
+            {"strategy": {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}},
+            "spec.strategy",
+        ),
+    ],
+    ids=["affinity-terms", "tolerations", "capabilities", "strategy"],
+)
+def test_every_list_in_the_spec_is_bounded_at_admission(kubectl, ns, patch, field):
+    """Item 7: the pass-through objects are typed now, so an oversized one is refused by the
+    API server naming the field, before anything is stored."""
+    proc = kubectl.run("create", "-f", "-", stdin=json.dumps(t2i("huge", ns, **patch)), check=False)
+    assert proc.returncode != 0, "accepted"
+    assert field in proc.stderr, proc.stderr
+    assert kubectl.get("t2i", "huge", ns) is None

@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
-from operator_harness import condition, t2i, wait_for
+from operator_harness import condition, model_claim, model_volume, t2i, wait_for
 
 pytestmark = pytest.mark.e2e
 AK_ID = "LTAI5tE2eTestAccessKeyId"
@@ -30,8 +30,8 @@ def oss(secret="models-oss-secret"):
 def children(kubectl, ns, name):
     return {
         "secret": kubectl.get("secret", f"{name}-oss-credentials", ns),
-        "pvc": kubectl.get("pvc", f"{name}-models", ns),
-        "pv": kubectl.get("pv", f"{ns}-{name}-models"),
+        "pvc": model_claim(kubectl, ns, name),
+        "pv": model_volume(kubectl, ns, name),
         "deployment": kubectl.get("deployment", name, ns),
         "service": kubectl.get("service", name, ns),
     }
@@ -103,13 +103,12 @@ def test_missing_secret_then_recovery_then_back_to_bundled(kubectl, ns, operator
     assert pv["spec"]["accessModes"] == ["ReadOnlyMany"]
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     wait_for(
-        lambda: (
-            (kubectl.get("pvc", "sd-models", ns) or {}).get("status", {}).get("phase") == "Bound"
-        ),
+        lambda: (model_claim(kubectl, ns, "sd") or {}).get("status", {}).get("phase") == "Bound",
         "the PVC bound to the PV",
     )
     pod_spec = kids["deployment"]["spec"]["template"]["spec"]
-    assert pod_spec["volumes"][1]["persistentVolumeClaim"]["claimName"] == "sd-models"
+    claim = pod_spec["volumes"][1]["persistentVolumeClaim"]["claimName"]
+    assert claim == kids["pvc"]["metadata"]["name"]
     assert pod_spec["containers"][0]["image"].endswith("-lite")
 
     # no secret value in status, events or the operator's log
@@ -164,3 +163,59 @@ def test_delete_cr_removes_every_child_including_the_pv(kubectl, ns):
         "every child gone, the cluster-scoped PV included",
         timeout=120,
     )
+
+
+def test_changing_the_oss_source_replaces_the_volume_pair_without_downtime(kubectl, ns):
+    """Issue 16 item 11: a PV's CSI source is immutable, so a new bucket used to read
+    ApplyRejected forever. Now a new PV + PVC pair is created, the Deployment rolls over to it
+    (an old pod keeps serving until a new one is ready) and the old pair is pruned."""
+    kubectl.apply(user_secret(ns))
+    kubectl.apply(t2i("sd", ns, model=oss(), replicas=2))
+    wait_for(
+        lambda: condition(kubectl.get("t2i", "sd", ns), "Ready").get("status") == "True",
+        "Ready=True",
+    )
+    old_pv, old_pvc = model_volume(kubectl, ns, "sd"), model_claim(kubectl, ns, "sd")
+    moved = oss()
+    moved["oss"]["bucket"] = "my-models-v2"
+    kubectl.apply(t2i("sd", ns, model=moved, replicas=2))
+
+    seen_reasons: set[str] = set()
+    min_ready = [2]
+
+    def rolled_over():
+        cr = kubectl.get("t2i", "sd", ns)
+        seen_reasons.add(condition(cr, "Ready").get("reason", ""))
+        dep = kubectl.get("deployment", "sd", ns)
+        min_ready[0] = min(min_ready[0], (dep.get("status") or {}).get("readyReplicas") or 0)
+        return (
+            cr["status"].get("observedGeneration") == 2
+            and condition(cr, "Ready").get("status") == "True"
+            and not model_volumes_named(kubectl, ns, old_pv, old_pvc)
+            and cr
+        )
+
+    wait_for(rolled_over, "generation 2 Ready and the old volume pair gone", timeout=180)
+    new_pv, new_pvc = model_volume(kubectl, ns, "sd"), model_claim(kubectl, ns, "sd")
+    assert new_pv["spec"]["csi"]["volumeAttributes"]["bucket"] == "my-models-v2"
+    assert new_pvc["status"]["phase"] == "Bound"
+    assert new_pvc["spec"]["volumeName"] == new_pv["metadata"]["name"]
+    pod_spec = kubectl.get("deployment", "sd", ns)["spec"]["template"]["spec"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == [new_pvc["metadata"]["name"]]
+    assert "ApplyRejected" not in seen_reasons, seen_reasons
+    assert min_ready[0] >= 1  # some replica stayed ready throughout (as far as polling sees)
+
+
+def model_volumes_named(kubectl, ns, pv: dict, pvc: dict) -> list[str]:
+    """Which of the given PV / PVC still exist."""
+    left = []
+    if kubectl.get("pv", pv["metadata"]["name"]) is not None:
+        left.append(pv["metadata"]["name"])
+    if kubectl.get("pvc", pvc["metadata"]["name"], ns) is not None:
+        left.append(pvc["metadata"]["name"])
+    return left

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 
 import pytest
 from t2i_operator import spec
@@ -134,8 +135,8 @@ def test_oss_custom_model_renders_the_tutorials_secret_pv_pvc():
     }
 
     pv = kinds["PersistentVolume"]
-    pv_name = "default-stable-diffusion-ipex-models"
-    assert pv["metadata"]["name"] == pv_name
+    pv_name = pv["metadata"]["name"]
+    assert re.fullmatch(r"default-stable-diffusion-ipex-models-[0-9a-f]{8}", pv_name)
     assert "namespace" not in pv["metadata"]
     assert "ownerReferences" not in pv["metadata"]  # cluster-scoped: finalizer, not GC
     assert pv["metadata"]["labels"]["alicloud-pvname"] == pv_name
@@ -158,7 +159,8 @@ def test_oss_custom_model_renders_the_tutorials_secret_pv_pvc():
     }
 
     pvc = kinds["PersistentVolumeClaim"]
-    assert pvc["metadata"]["name"] == "stable-diffusion-ipex-models"
+    claim = pvc["metadata"]["name"]
+    assert claim == "stable-diffusion-ipex-models-" + pv_name.rsplit("-", 1)[1]
     assert pvc["spec"]["accessModes"] == ["ReadOnlyMany"]
     assert pvc["spec"]["resources"] == {"requests": {"storage": "50Gi"}}
     assert pvc["spec"]["selector"] == {"matchLabels": {"alicloud-pvname": pv_name}}
@@ -169,7 +171,7 @@ def test_oss_custom_model_renders_the_tutorials_secret_pv_pvc():
     assert {"name": "data-volume", "mountPath": "/models", "readOnly": True} in c["volumeMounts"]
     assert {
         "name": "data-volume",
-        "persistentVolumeClaim": {"claimName": "stable-diffusion-ipex-models", "readOnly": True},
+        "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
     } in pod["volumes"]
     assert arg(c, "--model-dir") == "/models/stabilityai/sdxl-turbo"
 
@@ -305,6 +307,45 @@ def test_secret_values_appear_only_in_the_owned_secret():
                 continue
             assert value not in text, m["kind"]
     assert "s3cr3t" not in repr(CREDENTIALS)
+
+
+def _volume_names(kinds) -> tuple[str, str, str]:
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    (claim,) = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    return (
+        kinds["PersistentVolume"]["metadata"]["name"],
+        kinds["PersistentVolumeClaim"]["metadata"]["name"],
+        claim,
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bucket": "other"},
+        {"endpoint": "oss-cn-hangzhou.aliyuncs.com"},
+        {"path": "/m2"},
+        {"otherOpts": "-o ro"},
+        {"capacity": "80Gi"},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_an_oss_source_change_names_a_new_volume_pair_and_the_pods_follow(change):
+    """Item 11: a PV's CSI source and a static claim are immutable, so a changed source is a
+    new pair (the Deployment rolls over to it; the old pair is pruned)."""
+    before = render(OSS_SPEC)
+    raw = load(OSS_SPEC)
+    raw["model"]["oss"].update(change)
+    after = by_kind(render_all(spec.parse(raw), OWNER, CREDENTIALS))
+    pv, pvc, claim = _volume_names(after)
+    assert claim == pvc
+    assert set(_volume_names(before)).isdisjoint({pv, pvc})
+    unrelated = render(OSS_SPEC, replicas=3)
+    assert _volume_names(unrelated) == _volume_names(before)
 
 
 def test_oss_without_credentials_refuses_to_render():

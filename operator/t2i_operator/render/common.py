@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from t2i_operator.spec import API_GROUP, API_VERSION, KIND
+from t2i_operator.spec import API_GROUP, API_VERSION, KIND, OSS
 
 APP_NAME = "t2i-server"
 MANAGER = "t2i-operator"
@@ -88,14 +89,23 @@ def credentials_secret_name(owner: Owner) -> str:
     return f"{owner.name}-oss-credentials"
 
 
-def pvc_name(owner: Owner) -> str:
-    return f"{owner.name}-models"
+def oss_volume_key(oss: OSS) -> str:
+    """A short digest of everything a PV/PVC pair cannot change in place (a CSI source and a
+    static claim are immutable). The pair is named by it, so changing the bucket, endpoint,
+    path, mount options or capacity creates a new pair; the Deployment rolls over to it and the
+    old pair is pruned, held by the API server's pvc/pv-protection until no pod uses it."""
+    source = [oss.bucket, oss.endpoint, oss.path, oss.otherOpts, oss.capacity]
+    return hashlib.sha256(json.dumps(source).encode()).hexdigest()[:8]
 
 
-def pv_name(owner: Owner) -> str:
-    return f"{owner.namespace}-{owner.name}-models"
+def pvc_name(owner: Owner, oss: OSS) -> str:
+    return f"{owner.name}-models-{oss_volume_key(oss)}"
 
 
-def pv_label(owner: Owner) -> str:
+def pv_name(owner: Owner, oss: OSS) -> str:
+    return f"{owner.namespace}-{owner.name}-models-{oss_volume_key(oss)}"
+
+
+def pv_label(owner: Owner, oss: OSS) -> str:
     """The tutorial's `alicloud-pvname` label (PV name) — hashed beyond 63 characters."""
-    return label_value(pv_name(owner))
+    return label_value(pv_name(owner, oss))

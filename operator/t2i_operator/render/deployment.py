@@ -119,9 +119,10 @@ def server_args(spec: Spec) -> list[str]:
 def _model_volume(spec: Spec, owner: Owner) -> dict[str, Any] | None:
     model = spec.model
     if model.source == "OSS":
+        assert model.oss is not None
         return {
             "name": MODEL_VOLUME,
-            "persistentVolumeClaim": {"claimName": pvc_name(owner), "readOnly": True},
+            "persistentVolumeClaim": {"claimName": pvc_name(owner, model.oss), "readOnly": True},
         }
     if model.source == "PVC":
         return {

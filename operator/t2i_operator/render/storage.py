@@ -53,7 +53,7 @@ def render_credentials_secret(owner: Owner, credentials: Credentials) -> dict[st
 def render_pv(spec: Spec, owner: Owner) -> dict[str, Any]:
     oss = spec.model.oss
     assert oss is not None
-    name = pv_name(owner)
+    name = pv_name(owner, oss)
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
@@ -61,7 +61,7 @@ def render_pv(spec: Spec, owner: Owner) -> dict[str, Any]:
             "name": name,
             "labels": {
                 **labels(owner),
-                LABEL_PVNAME: pv_label(owner),
+                LABEL_PVNAME: pv_label(owner, oss),
                 LABEL_OWNER: owner.owner_label,
             },
         },
@@ -95,12 +95,12 @@ def render_pvc(spec: Spec, owner: Owner) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": namespaced_meta(owner, pvc_name(owner)),
+        "metadata": namespaced_meta(owner, pvc_name(owner, oss)),
         "spec": {
             "accessModes": ["ReadOnlyMany"],
             "resources": {"requests": {"storage": oss.capacity}},
             "storageClassName": "",
-            "selector": {"matchLabels": {LABEL_PVNAME: pv_label(owner)}},
+            "selector": {"matchLabels": {LABEL_PVNAME: pv_label(owner, oss)}},
         },
     }
 
