@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from t2i_operator.render.common import label_value
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "t2i.dev_text2imageservices.yaml"
@@ -264,7 +265,7 @@ def model_claims(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:
 
 def model_volumes(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:
     """The cluster-scoped OSS model PVs of a resource (found by the owner label)."""
-    return kubectl.items("pv", None, f"t2i.dev/owner={namespace}.{name}")
+    return kubectl.items("pv", None, f"t2i.dev/owner={label_value(f'{namespace}.{name}')}")
 
 
 def model_claim(kubectl: Kubectl, namespace: str, name: str) -> dict | None:
