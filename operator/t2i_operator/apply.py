@@ -23,6 +23,7 @@ from t2i_operator.render.common import (
     MANAGER,
     Owner,
     credentials_secret_name,
+    label_selector,
     labels,
 )
 
@@ -197,7 +198,7 @@ def candidates(kube: Kube, owner: Owner) -> list[Ref]:
     ns, name = owner.namespace, owner.name
     claims = [
         Ref.of(pvc)
-        for pvc in kube.list("v1", "PersistentVolumeClaim", ns, _selector(labels(owner)))
+        for pvc in kube.list("v1", "PersistentVolumeClaim", ns, label_selector(labels(owner)))
     ]
     return [
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
@@ -206,10 +207,6 @@ def candidates(kube: Kube, owner: Owner) -> list[Ref]:
         *claims,
         Ref("v1", "Secret", credentials_secret_name(owner), ns),
     ]
-
-
-def _selector(match: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
 
 
 def prune(kube: Kube, desired: list[dict[str, Any]], owner: Owner) -> list[str]:

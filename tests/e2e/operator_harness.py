@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from t2i_operator.render.common import label_value
+from t2i_operator.render.common import LABEL_OWNER, Owner, label_selector, labels
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "t2i.dev_text2imageservices.yaml"
@@ -255,36 +255,32 @@ def t2i(name: str, namespace: str, **spec: Any) -> dict:
 
 def model_claims(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:
     """The OSS model PVCs of a resource (named `<name>-models-<source digest>`)."""
-    selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/managed-by=t2i-operator"
+    owner = Owner(name=name, namespace=namespace, uid="")
     return [
         c
-        for c in kubectl.items("pvc", namespace, selector)
+        for c in kubectl.items("pvc", namespace, label_selector(labels(owner)))
         if c["metadata"]["name"].startswith(f"{name}-models-")
     ]
 
 
 def model_volumes(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:
     """The cluster-scoped OSS model PVs of a resource (found by the owner label)."""
-    return kubectl.items("pv", None, f"t2i.dev/owner={label_value(f'{namespace}.{name}')}")
+    owner = Owner(name=name, namespace=namespace, uid="")
+    return kubectl.items("pv", None, f"{LABEL_OWNER}={owner.owner_label}")
 
 
 def model_claim(kubectl: Kubectl, namespace: str, name: str) -> dict | None:
-    live = [
-        c
-        for c in model_claims(kubectl, namespace, name)
-        if "deletionTimestamp" not in c["metadata"]
-    ]
-    assert len(live) <= 1, [c["metadata"]["name"] for c in live]
-    return live[0] if live else None
+    return _the_live_one(model_claims(kubectl, namespace, name))
 
 
 def model_volume(kubectl: Kubectl, namespace: str, name: str) -> dict | None:
-    live = [
-        v
-        for v in model_volumes(kubectl, namespace, name)
-        if "deletionTimestamp" not in v["metadata"]
-    ]
-    assert len(live) <= 1, [v["metadata"]["name"] for v in live]
+    return _the_live_one(model_volumes(kubectl, namespace, name))
+
+
+def _the_live_one(objs: list[dict]) -> dict | None:
+    """The one object not being deleted (a replaced pair may still be terminating), or None."""
+    live = [o for o in objs if "deletionTimestamp" not in o["metadata"]]
+    assert len(live) <= 1, [o["metadata"]["name"] for o in live]
     return live[0] if live else None
 
 

@@ -58,7 +58,12 @@ def selector_labels(owner: Owner) -> dict[str, str]:
 
 def selector_string(owner: Owner) -> str:
     """The serialized selector for the scale subresource (status.selector)."""
-    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(owner).items()))
+    return label_selector(selector_labels(owner))
+
+
+def label_selector(match: dict[str, str]) -> str:
+    """`k=v,...` (sorted) for a labelSelector query or a serialized selector."""
+    return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
 
 
 def labels(owner: Owner) -> dict[str, str]:
