@@ -193,11 +193,7 @@ def test_a_mount_path_beside_the_operators_is_fine():
 
 def test_topology_spread_defaults_its_selector_to_the_services_pods():
     own = {"topologyKey": "kubernetes.io/hostname", "maxSkew": 2}
-    other = {
-        "topologyKey": "topology.kubernetes.io/zone",
-        "whenUnsatisfiable": "ScheduleAnyway",
-        "labelSelector": {"matchLabels": {"team": "vision"}},
-    }
+    other = {"topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
     pod = pod_of(render({"pod": {"topologySpreadConstraints": [own, other]}}))
     spread = pod["topologySpreadConstraints"]
     assert spread[0] == {
@@ -205,7 +201,7 @@ def test_topology_spread_defaults_its_selector_to_the_services_pods():
         "whenUnsatisfiable": "DoNotSchedule",  # required by the API: defaulted
         "labelSelector": {"matchLabels": SELECTOR},
     }
-    assert spread[1] == {**other, "maxSkew": 1}
+    assert spread[1] == {**other, "maxSkew": 1, "labelSelector": {"matchLabels": SELECTOR}}
 
 
 def test_probe_timing_overrides_keep_paths_and_other_fields():

@@ -66,8 +66,9 @@ def extra_volumes(spec: Spec) -> list[dict[str, Any]]:
 
 
 def topology_spread(spec: Spec, owner: Owner) -> list[dict[str, Any]]:
-    """The user's constraints, with the fields the API requires defaulted: maxSkew 1,
-    whenUnsatisfiable DoNotSchedule, and a labelSelector counting this service's own pods."""
+    """The user's constraints, with the fields the API requires defaulted (maxSkew 1,
+    whenUnsatisfiable DoNotSchedule) and a labelSelector counting this service's own pods (the
+    schema offers no other selector)."""
     out = []
     for constraint in spec.pod.topologySpreadConstraints:
         item = copy.deepcopy(constraint)
