@@ -132,7 +132,8 @@ def test_pod_knobs_and_cr_labels_reach_the_deployment(kubectl, ns):
     assert c["readinessProbe"]["periodSeconds"] == 2
     assert template["metadata"]["labels"]["team"] == "vision"
     assert template["metadata"]["annotations"] == {"example.com/x": "vision"}
-    for obj in (dep, kubectl.get("service", "sd", ns), {"metadata": template["metadata"]}):
+    service = wait_for(lambda: kubectl.get("service", "sd", ns), "the Service")
+    for obj in (dep, service, {"metadata": template["metadata"]}):
         assert obj["metadata"]["labels"]["cost-center"] == "42"
         assert "argocd.argoproj.io/instance" not in obj["metadata"]["labels"]
     # a CR label removed is removed from the children too
