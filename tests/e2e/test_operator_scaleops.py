@@ -55,6 +55,15 @@ VOL = {"volumes": [{"name": "cfg", "configMap": {"name": "t2i-cfg"}}]}
         ({"podDisruptionBudget": {"maxUnavailable": 0}}, "spec.podDisruptionBudget.maxUnavailable"),
         ({"podDisruptionBudget": {"maxUnavailable": "150%"}}, "spec.podDisruptionBudget"),
         ({"size": "ecs.g8i.2xlarge"}, "spec.size"),
+        (
+            {"pod": {"volumes": [{"name": "v", "emptyDir": {}, "configMap": {"name": "c"}}]}},
+            "exactly one of configMap, secret, emptyDir",
+        ),
+        ({"pod": {"volumes": [{"name": "v", "hostPath": {"path": "/"}}]}}, "hostPath"),
+        (
+            {"container": {"env": [{"name": "A", "value": "x" * 257}]}},
+            "spec.container.env[0].value",
+        ),
         ({"container": {"probes": {"liveness": {"periodSeconds": 0}}}}, "periodSeconds"),
         ({"pod": {"topologySpreadConstraints": [{"maxSkew": 1}]}}, "topologyKey"),
     ],
