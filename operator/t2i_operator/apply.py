@@ -12,12 +12,11 @@ The only module that writes children. Three rules:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from t2i_operator.kube import Kube, Ref
+from t2i_operator.quantities import quantity_value
 from t2i_operator.render.common import (
     LABEL_OWNER,
     MANAGER,
@@ -32,23 +31,6 @@ HANDOVER_MANAGER = "t2i-operator-handover"
 
 # Maps whose values the API server canonicalises as quantities ("0.5" → "500m", "1024Mi" → "1Gi").
 QUANTITY_MAPS = frozenset({"requests", "limits", "capacity"})
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}  # fmt: skip
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$")
-
-
-def quantity_value(value: Any) -> Decimal | None:
-    """A quantity's numeric value, so "0.5" equals "500m" as the API server sees them."""
-    match = _QUANTITY.match(str(value))
-    if not match:
-        return None
-    try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation:
-        return None
 
 
 def _empty(value: Any) -> bool:
@@ -202,6 +184,7 @@ def candidates(kube: Kube, owner: Owner) -> list[Ref]:
     ]
     return [
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
+        Ref("policy/v1", "PodDisruptionBudget", name, ns),
         Ref("v1", "Service", name, ns),
         Ref("apps/v1", "Deployment", name, ns),
         *claims,
@@ -210,7 +193,8 @@ def candidates(kube: Kube, owner: Owner) -> list[Ref]:
 
 
 def prune(kube: Kube, desired: list[dict[str, Any]], owner: Owner) -> list[str]:
-    """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage)."""
+    """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage,
+    the PodDisruptionBudget at one replica)."""
     keep = {(o["kind"], o["metadata"]["name"]) for o in desired}
     deleted = []
     for ref in candidates(kube, owner):

@@ -5,11 +5,14 @@
   the operator cannot render → Warning Event and status once, no retries (only a new spec helps).
 - Any other exception in a handler → a Warning Event naming it (kopf itself only logs it), then
   kopf's retry.
-- Owned Deployments, Services, HPAs and PVCs (by label): deletion or drift from the rendered
-  state → a full pass of the owning CR (reverts it); any other change (rollout progress, HPA
-  status) → status only. The Secret copy is not watched (that needs list/watch on every Secret
-  in the cluster): it is immutable, and a deleted copy comes back at the resync.
+- Owned Deployments, Services, HPAs, PVCs and PodDisruptionBudgets (by label): deletion or drift
+  from the rendered state → a full pass of the owning CR (reverts it); any other change
+  (rollout progress, HPA status) → status only. The Secret copy is not watched (that needs
+  list/watch on every Secret in the cluster): it is immutable, and a deleted copy comes back at
+  the resync.
 - Owned pods: status only.
+- Nodes (read-only): a node added, removed or resized re-runs the passes of the services whose
+  NodesFit condition is False (no node of their pool can hold their requests); heartbeats do not.
 - A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
 - Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest. Only
   OSS and PVC resources carry the finalizer (the delete handler and the timer are filtered).
@@ -65,6 +68,8 @@ def reconcile_service(
         return
     if outcome.written or outcome.deleted:
         logger.info(f"applied {outcome.written}, deleted {outcome.deleted}")
+    if outcome.capacity is not None and outcome.capacity.status == "False":
+        kopf.warn(body, reason=outcome.capacity.reason, message=outcome.capacity.message)
     if outcome.problem is not None:
         kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
         if outcome.problem.reason in reconcile.SPEC_PROBLEMS:
@@ -93,6 +98,7 @@ def _owner_name(body: kopf.Body) -> str | None:
 @kopf.on.event("", "v1", "services", labels=OWNED)
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
 @kopf.on.event("", "v1", "persistentvolumeclaims", labels=OWNED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OWNED)
 def child_changed(
     body: kopf.Body, namespace: str, memo: kopf.Memo, type: str | None, **_: Any
 ) -> None:
@@ -115,6 +121,16 @@ def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> N
         except ApiException as e:
             if not reconcile.going_away(e):
                 raise
+
+
+@kopf.on.event("", "v1", "nodes")
+def node_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    """Read-only: a node that appeared or changed size may let a NoNodesFit service fit."""
+    try:
+        reconcile.node_changed(memo.kube, dict(body), deleted=type == "DELETED")
+    except ApiException as e:
+        if not reconcile.going_away(e):
+            raise
 
 
 def _has_volume(spec: kopf.Spec, **_: Any) -> bool:

@@ -41,6 +41,8 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
         "horizontalpodautoscalers",
         True,
     ),
+    ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets", True),
+    ("v1", "Node"): ("/api/v1", "nodes", False),  # read-only: the NodesFit condition
     (f"{API_GROUP}/{API_VERSION}", "Text2ImageService"): (
         f"/apis/{API_GROUP}/{API_VERSION}",
         PLURAL,

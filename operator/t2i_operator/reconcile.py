@@ -19,16 +19,17 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from t2i_operator import apply
+from t2i_operator import apply, capacity
 from t2i_operator import spec as spec_mod
 from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
 from t2i_operator.render.common import selector_string
-from t2i_operator.render.deployment import render_deployment
+from t2i_operator.render.deployment import effective_threads, render_deployment
 from t2i_operator.render.hpa import render_hpa
+from t2i_operator.render.pdb import pdb_wanted, render_pdb
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_pvc
-from t2i_operator.status import Problem, compute_status
+from t2i_operator.status import Cond, Problem, compute_status
 from t2i_operator.validate import SpecError, check
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
@@ -48,6 +49,9 @@ INPUT_PROBLEMS = frozenset(
 # Problems only a new spec can clear: reported once, not retried.
 SPEC_PROBLEMS = frozenset({"InvalidSpec", "RenderFailed"})
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+# CRs whose last NodesFit verdict was False: a node event re-checks only these.
+_unfit: set[tuple[str, str]] = set()
+_node_fingerprints: dict[str, tuple] = {}
 
 
 @dataclass
@@ -56,11 +60,17 @@ class Outcome:
     written: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     status_written: bool = False
+    capacity: Cond | None = None  # NodesFit verdict of this pass (None: nodes not readable)
 
 
 def owner_of(cr: dict[str, Any]) -> Owner:
     meta = cr["metadata"]
-    return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    return Owner(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=meta["uid"],
+        labels=tuple(sorted((meta.get("labels") or {}).items())),
+    )
 
 
 def _decode(data: dict[str, str], key: str) -> str | None:
@@ -166,7 +176,11 @@ def render_checked(
 
 
 def refresh_status(
-    kube: Kube, cr: dict[str, Any], spec: spec_mod.Spec | None, problem: Problem | None
+    kube: Kube,
+    cr: dict[str, Any],
+    spec: spec_mod.Spec | None,
+    problem: Problem | None,
+    fit: Cond | None = None,
 ) -> bool:
     """Observe the children, compute the status, write it only if it changed."""
     owner = owner_of(cr)
@@ -188,6 +202,8 @@ def refresh_status(
         problem=problem,
         previous=previous,
         now=now(),
+        capacity=fit,
+        threads=effective_threads(spec) if spec is not None else 0,
     )
     if all(previous.get(k) == v for k, v in status.items()):
         return False
@@ -224,8 +240,53 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
                 outcome.problem = apply_problem(e)
                 if outcome.problem is None:
                     raise
-        outcome.status_written = refresh_status(kube, cr, spec, outcome.problem)
+        if spec is not None and outcome.problem is None:
+            outcome.capacity = check_nodes(kube, spec, (namespace, name))
+        outcome.status_written = refresh_status(kube, cr, spec, outcome.problem, outcome.capacity)
         return outcome
+
+
+def check_nodes(kube: Kube, spec: spec_mod.Spec, key: tuple[str, str]) -> Cond | None:
+    """The NodesFit verdict; None when the operator may not read nodes (an older RBAC)."""
+    try:
+        nodes = kube.list("v1", "Node", None, "")
+    except ApiException as e:
+        if e.status in (401, 403):
+            return None
+        raise
+    verdict = capacity.nodes_fit(spec, nodes)
+    if verdict.status == "False":
+        _unfit.add(key)
+    else:
+        _unfit.discard(key)
+    return verdict
+
+
+def _fingerprint(node: dict[str, Any]) -> tuple:
+    """What the NodesFit verdict depends on (not heartbeats or conditions)."""
+    meta, nspec = node.get("metadata") or {}, node.get("spec") or {}
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    return (
+        tuple(sorted((meta.get("labels") or {}).items())),
+        bool(nspec.get("unschedulable")),
+        allocatable.get("cpu"),
+        allocatable.get("memory"),
+    )
+
+
+def node_changed(kube: Kube, node: dict[str, Any], deleted: bool) -> list[tuple[str, str]]:
+    """A node appeared, went, or changed what NodesFit depends on: re-run the passes of the CRs
+    no node could hold. Returns the CRs re-checked (none on a mere heartbeat)."""
+    name = (node.get("metadata") or {}).get("name", "")
+    before = _node_fingerprints.pop(name, None)
+    if not deleted:
+        _node_fingerprints[name] = _fingerprint(node)
+        if before == _node_fingerprints[name]:
+            return []
+    waiting = sorted(_unfit)
+    for namespace, cr_name in waiting:
+        reconcile(kube, namespace, cr_name)
+    return waiting
 
 
 def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] | None) -> None:
@@ -246,11 +307,14 @@ def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] |
         "Service": render_service,
         "HorizontalPodAutoscaler": render_hpa,
         "PersistentVolumeClaim": render_pvc,
+        "PodDisruptionBudget": render_pdb,
     }
     kind = (child or {}).get("kind", "")
     render = desired.get(kind)
-    if (kind == "PersistentVolumeClaim" and spec.model.source != "OSS") or (
-        kind == "HorizontalPodAutoscaler" and not spec.autoscaling.enabled
+    if (
+        (kind == "PersistentVolumeClaim" and spec.model.source != "OSS")
+        or (kind == "HorizontalPodAutoscaler" and not spec.autoscaling.enabled)
+        or (kind == "PodDisruptionBudget" and not pdb_wanted(spec))
     ):
         render = None  # not desired at all: the full pass prunes it
     try:
@@ -288,4 +352,5 @@ def applied(cr: dict[str, Any]) -> bool:
 def cleanup(kube: Kube, owner: Owner) -> list[str]:
     """On CR deletion: the PV is the one child garbage collection cannot remove."""
     _locks.pop((owner.namespace, owner.name), None)
+    _unfit.discard((owner.namespace, owner.name))
     return apply.delete_volumes(kube, owner)

@@ -138,6 +138,133 @@ class Autoscaling:
     targetMemoryUtilizationPercentage: int | None = 90
 
 
+# --- Pod-level knobs (issue 18 item 2): escape hatches platform teams need -----------------
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    """Overrides for one probe; None keeps the operator's value (render/deployment.py)."""
+
+    periodSeconds: int | None = None
+    failureThreshold: int | None = None
+    timeoutSeconds: int | None = None
+    initialDelaySeconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Probes:
+    startup: ProbeTiming = field(default_factory=ProbeTiming)
+    readiness: ProbeTiming = field(default_factory=ProbeTiming)
+    liveness: ProbeTiming = field(default_factory=ProbeTiming)
+
+
+@dataclass(frozen=True)
+class Container:
+    """Extra container settings: env, volume mounts, probe timings."""
+
+    env: tuple[dict[str, Any], ...] = ()
+    allowOperatorEnvOverride: bool = False
+    volumeMounts: tuple[dict[str, Any], ...] = ()
+    probes: Probes = field(default_factory=Probes)
+
+
+@dataclass(frozen=True)
+class Pod:
+    """Extra pod settings, on the Deployment's pod template."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    serviceAccountName: str = ""
+    priorityClassName: str = ""
+    runtimeClassName: str = ""
+    topologySpreadConstraints: tuple[dict[str, Any], ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+
+
+def parse_pod(raw: dict[str, Any] | None) -> Pod:
+    raw = raw or {}
+    return _pick(
+        raw,
+        Pod,
+        labels=dict(raw.get("labels") or {}),
+        annotations=dict(raw.get("annotations") or {}),
+        topologySpreadConstraints=tuple(raw.get("topologySpreadConstraints") or ()),
+        volumes=tuple(raw.get("volumes") or ()),
+    )
+
+
+def parse_container(raw: dict[str, Any] | None) -> Container:
+    raw = raw or {}
+    probes_raw = raw.get("probes") or {}
+    probes = Probes(
+        **{k: _pick(probes_raw.get(k), ProbeTiming) for k in ("startup", "readiness", "liveness")}
+    )
+    return _pick(
+        raw,
+        Container,
+        env=tuple(raw.get("env") or ()),
+        volumeMounts=tuple(raw.get("volumeMounts") or ()),
+        probes=probes,
+    )
+
+
+# --- PodDisruptionBudget (issue 18 item 3) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DisruptionBudget:
+    enabled: bool = True  # rendered only while more than one replica is wanted
+    maxUnavailable: int | str = 1
+
+
+# --- Sizing presets (issue 18 item 5) -----------------------------------------------------------
+# One replica per node of the named instance type (vCPU, 4 GiB per vCPU). Formula and the
+# measurements behind it: docs/operations.md "Sizing presets". ecs.g8i.4xlarge reproduces the
+# defaults above exactly (requests 14 CPU / 24Gi, limits 16 / 32Gi, maxBatch 4).
+SIZES: dict[str, int] = {
+    "ecs.g8i.4xlarge": 16,
+    "ecs.g8i.8xlarge": 32,
+    "ecs.g8i.12xlarge": 48,
+    "ecs.g8i.16xlarge": 64,
+    "ecs.g8i.24xlarge": 96,
+    "ecs.g8i.48xlarge": 192,
+}
+SYSTEM_CPU_FRACTION = 8  # 1/8 of the vCPUs stay free for the kubelet, system and DaemonSets
+VCPUS_PER_BATCH_IMAGE = 4  # maxBatch = vCPU / 4 (4 at 16 vCPU: the measured default)
+BASE_MEMORY_GIB = 24  # packed backend, batch 4, 512²: 10.7 GB peak RSS + 1024² and page cache
+MEMORY_GIB_PER_EXTRA_BATCH_IMAGE = 2  # measured ~0.9 GB per extra 512² image; 2 covers 1024²
+MEMORY_LIMIT_HEADROOM_GIB = 8
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a size fills in (each value is overridden by the explicit field, if set)."""
+
+    vcpus: int
+    resources: dict[str, Any]
+    maxBatch: int
+    # threads are not filled: server.threads 0 derives them from the CPU limit (= vCPU here), so
+    # an explicit resources.limits.cpu also moves the thread count.
+
+
+def preset(size: str) -> Preset:
+    """The sizing formula (pure): one replica per node of `size`."""
+    vcpus = SIZES[size]
+    max_batch = max(1, vcpus // VCPUS_PER_BATCH_IMAGE)
+    memory = BASE_MEMORY_GIB + MEMORY_GIB_PER_EXTRA_BATCH_IMAGE * (max_batch - 4)
+    return Preset(
+        vcpus=vcpus,
+        resources={
+            "requests": {"cpu": str(vcpus - vcpus // SYSTEM_CPU_FRACTION), "memory": f"{memory}Gi"},
+            "limits": {
+                "cpu": str(vcpus),
+                "memory": f"{memory + MEMORY_LIMIT_HEADROOM_GIB}Gi",
+            },
+        },
+        maxBatch=max_batch,
+    )
+
+
 @dataclass(frozen=True)
 class Spec:
     replicas: int = 1
@@ -156,6 +283,10 @@ class Spec:
     )
     server: Server = field(default_factory=Server)
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    pod: Pod = field(default_factory=Pod)
+    container: Container = field(default_factory=Container)
+    podDisruptionBudget: DisruptionBudget = field(default_factory=DisruptionBudget)
+    size: str = ""  # "" = no preset: the defaults above
 
     @property
     def image_ref(self) -> str:
@@ -211,19 +342,31 @@ def parse(raw: dict[str, Any] | None) -> Spec:
         ),
     )
 
+    size = raw.get("size") or ""
+    sized = preset(size) if size in SIZES else None
+    base_resources = sized.resources if sized else DEFAULT_RESOURCES
+    server_raw = {
+        **({"maxBatch": sized.maxBatch} if sized else {}),
+        **(raw.get("server") or {}),
+    }
+
     return Spec(
         replicas=int(raw.get("replicas", 1)),
         image=image,
         model=model,
         outputDirPath=raw.get("outputDirPath") or "/tmp/sd",
         service=_pick(raw.get("service"), Service),
-        resources=deep_merge(DEFAULT_RESOURCES, raw.get("resources") or {}),
+        resources=deep_merge(base_resources, raw.get("resources") or {}),
         strategy=raw.get("strategy") or {"type": "RollingUpdate"},
         placement=placement,
         nodeSelector=dict(raw.get("nodeSelector") or {}),
         tolerations=tuple(raw.get("tolerations") or ()),
         affinity=dict(raw.get("affinity") or {}),
         securityContext=deep_merge(DEFAULT_SECURITY_CONTEXT, raw.get("securityContext") or {}),
-        server=_pick(raw.get("server"), Server),
+        server=_pick(server_raw, Server),
         autoscaling=_pick(raw.get("autoscaling"), Autoscaling),
+        pod=parse_pod(raw.get("pod")),
+        container=parse_container(raw.get("container")),
+        podDisruptionBudget=_pick(raw.get("podDisruptionBudget"), DisruptionBudget),
+        size=size,
     )

@@ -205,7 +205,36 @@ def running_nodes(pods: list[dict[str, Any]]) -> list[str]:
 
 # Fields that describe the APPLIED spec: kept from the last applied generation while a newer
 # one cannot be applied (a problem), so status never reports a spec that is not running.
-APPLIED_FIELDS = ("observedGeneration", "url", "pool", "modelSource")
+APPLIED_FIELDS = ("observedGeneration", "url", "pool", "modelSource", "size", "sizing")
+NODES_FIT = "NodesFit"
+
+
+def sizing(spec: Spec, threads: int) -> str:
+    """The effective size on one line (`kubectl get t2i -o wide`): requests/limits, batch,
+    threads."""
+    req = spec.resources.get("requests") or {}
+    lim = spec.resources.get("limits") or {}
+
+    def pair(name: str) -> str:
+        return f"{req.get(name, '-')}/{lim.get(name, '-')}"
+
+    return (
+        f"cpu {pair('cpu')} memory {pair('memory')} maxBatch {spec.server.maxBatch} "
+        f"threads {threads}"
+    )
+
+
+def _nodes_fit(capacity: Cond | None, previous: dict[str, Any]) -> dict[str, Cond]:
+    """The NodesFit condition: the new verdict, else (a status-only pass, or nodes unreadable)
+    the previous one unchanged."""
+    if capacity is not None:
+        return {NODES_FIT: capacity}
+    old = _conditions_of({"status": previous}).get(NODES_FIT)
+    if old is None:
+        return {}
+    return {
+        NODES_FIT: Cond(old.get("status", "Unknown"), old.get("reason", ""), old.get("message", ""))
+    }
 
 
 def compute_status(
@@ -219,6 +248,8 @@ def compute_status(
     problem: Problem | None,
     previous: dict[str, Any] | None,
     now: str,
+    capacity: Cond | None = None,
+    threads: int = 0,
 ) -> dict[str, Any]:
     """The full status object to store (via the status subresource).
 
@@ -247,6 +278,8 @@ def compute_status(
             "url": f"http://{owner.name}.{owner.namespace}.svc:{spec.service.port}",
             "pool": spec.placement.pool,
             "modelSource": spec.model.source,
+            "size": spec.size or "default",
+            "sizing": sizing(spec, threads),
         }
     else:
         applied = {k: previous[k] for k in APPLIED_FIELDS if k in previous}
@@ -258,7 +291,12 @@ def compute_status(
         "nodes": running_nodes(pods),
         "conditions": merge_conditions(
             attestation.with_attestation(
-                {"Ready": ready, "Progressing": progressing, "Degraded": degraded},
+                {
+                    "Ready": ready,
+                    "Progressing": progressing,
+                    "Degraded": degraded,
+                    **_nodes_fit(capacity, previous),
+                },
                 previous.get("conditions"),
                 spec.placement.pool if spec is not None else previous.get("pool", ""),
             ),

@@ -11,6 +11,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from t2i_operator.render.common import Owner, operator_labels
+from t2i_operator.render.deployment import MODEL_VOLUME, OUTPUT_VOLUME, operator_env_names
 from t2i_operator.spec import Spec
 
 # The API server's resource.Quantity grammar (also the CRD's pattern for resources).
@@ -94,8 +96,71 @@ def _check_model(spec: Spec) -> None:
             raise SpecError("spec.model.oss.credentialsSecretRef.name is required")
 
 
+# --- Pod knobs (issue 18 item 2): the CRD's CEL rules again, for objects stored before them ---
+
+OPERATOR_VOLUMES = frozenset({OUTPUT_VOLUME, MODEL_VOLUME})
+
+
+def _under(path: str, root: str) -> bool:
+    root = root.rstrip("/") or "/"
+    return path.rstrip("/") == root or path.startswith(root + "/")
+
+
+def _check_env(spec: Spec) -> None:
+    owned = set(operator_env_names())
+    for i, item in enumerate(spec.container.env):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise SpecError(f"spec.container.env[{i}] must be an object with a name")
+        if item["name"] in owned and not spec.container.allowOperatorEnvOverride:
+            raise SpecError(
+                f"spec.container.env[{i}].name: {item['name']} is set by the operator; "
+                "set spec.container.allowOperatorEnvOverride to true to replace it"
+            )
+
+
+def _check_volumes(spec: Spec) -> None:
+    names = []
+    for i, volume in enumerate(spec.pod.volumes):
+        if not isinstance(volume, dict) or not isinstance(volume.get("name"), str):
+            raise SpecError(f"spec.pod.volumes[{i}] must be an object with a name")
+        if volume["name"] in OPERATOR_VOLUMES:
+            raise SpecError(
+                f"spec.pod.volumes[{i}].name: {volume['name']} is one of the operator's volumes"
+            )
+        names.append(volume["name"])
+    for i, mount in enumerate(spec.container.volumeMounts):
+        if not isinstance(mount, dict) or not isinstance(mount.get("mountPath"), str):
+            raise SpecError(f"spec.container.volumeMounts[{i}] must be an object with a mountPath")
+        if mount.get("name") not in names:
+            raise SpecError(
+                f"spec.container.volumeMounts[{i}].name must name a volume of spec.pod.volumes"
+            )
+        for root, field in (
+            (spec.outputDirPath, "spec.outputDirPath"),
+            (spec.model.mountPath, "spec.model.mountPath"),
+        ):
+            if _under(mount["mountPath"], root) or _under(root, mount["mountPath"]):
+                raise SpecError(
+                    f"spec.container.volumeMounts[{i}].mountPath must not be, contain or lie "
+                    f"under {field} ({root})"
+                )
+
+
+def _check_pod(spec: Spec) -> None:
+    owned = operator_labels(Owner("x", "x", "x"))
+    for key in spec.pod.labels:
+        if key in owned:
+            raise SpecError(f"spec.pod.labels: {key} is set by the operator (the pod selector)")
+    for i, item in enumerate(spec.pod.topologySpreadConstraints):
+        if not isinstance(item, dict):
+            raise SpecError(f"spec.pod.topologySpreadConstraints[{i}] must be an object")
+
+
 def check(spec: Spec) -> None:
     """Raise SpecError naming the first field the renderer cannot use."""
+    _check_env(spec)
+    _check_volumes(spec)
+    _check_pod(spec)
     _check_model(spec)
     _check_resources(spec.resources)
     _check_affinity(spec.affinity)

@@ -115,9 +115,13 @@ def test_operator_identity_has_only_the_shipped_permissions(kubectl, operator):
 
     assert can("patch", "deployments", "-A") == "yes"
     assert can("delete", "persistentvolumes") == "yes"
+    assert can("watch", "nodes") == "yes"
+    assert can("delete", "poddisruptionbudgets.policy", "-A") == "yes"
     for denied in (
         ("create", "clusterroles"),
-        ("get", "nodes"),
+        ("patch", "nodes"),  # nodes are read-only (the NodesFit condition)
+        ("delete", "nodes"),
+        ("create", "pods", "-A", "--subresource=eviction"),  # a budget, never an eviction
         ("delete", "namespaces"),
         ("create", "pods", "-A"),
         ("update", "text2imageservices.t2i.dev", "-A"),

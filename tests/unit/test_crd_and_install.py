@@ -16,6 +16,14 @@ SCHEMA = VERSION["schema"]["openAPIV3Schema"]
 ALIASES = {"model.pvcClaimName": "model.pvc.claimName"}
 # Free-form pass-through objects: only their top level is declared.
 PASSTHROUGH = {"resources", "strategy", "affinity", "securityContext", "tolerations"}
+# Arrays the model keeps as a tuple of their items (typed by the schema, passed through as-is).
+ITEM_ARRAYS = {
+    "image.pullSecrets",
+    "container.env",
+    "container.volumeMounts",
+    "pod.volumes",
+    "pod.topologySpreadConstraints",
+}
 
 
 def model_paths(cls, prefix=""):
@@ -38,7 +46,7 @@ def schema_paths(node, prefix=""):
         if path.split(".")[0] in PASSTHROUGH:
             continue
         if sub.get("type") == "array":
-            if path != "image.pullSecrets":
+            if path not in ITEM_ARRAYS:
                 yield from schema_paths(sub.get("items") or {}, path + ".")
         else:
             yield from schema_paths(sub, path + ".")
@@ -137,10 +145,21 @@ def test_rbac_covers_every_child_kind_the_operator_writes():
     }
     for (api_version, kind), (_, plural, _) in KINDS.items():
         group = api_version.split("/")[0] if "/" in api_version else ""
-        if kind in ("Pod", "Event", "Text2ImageService"):
+        if kind in ("Pod", "Event", "Text2ImageService", "Node"):
             continue
         for verb in ("get", "create", "patch", "delete"):
             assert (group, plural, verb) in allowed, (kind, verb)
+    # Nodes are read-only (the NodesFit condition): get/list/watch and nothing else.
+    assert {(v) for g, r, v in allowed if r == "nodes"} == {"get", "list", "watch"}
+    # The PodDisruptionBudget child is watched like the others.
+    assert {v for g, r, v in allowed if (g, r) == ("policy", "poddisruptionbudgets")} == {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    }
     # Secrets are read by name only: no list/watch of every Secret in the cluster.
     assert ("", "secrets", "list") not in allowed
     assert ("", "secrets", "watch") not in allowed

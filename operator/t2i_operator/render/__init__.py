@@ -12,6 +12,7 @@ from typing import Any
 from t2i_operator.render.common import Credentials, Owner
 from t2i_operator.render.deployment import render_deployment
 from t2i_operator.render.hpa import render_hpa
+from t2i_operator.render.pdb import pdb_wanted, render_pdb
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_oss_storage
 from t2i_operator.spec import Spec
@@ -32,4 +33,6 @@ def render_all(
     out.append(render_service(spec, owner))
     if spec.autoscaling.enabled:
         out.append(render_hpa(spec, owner))
+    if pdb_wanted(spec):
+        out.append(render_pdb(spec, owner))
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from t2i_operator.spec import API_GROUP, API_VERSION, KIND, OSS
@@ -27,6 +27,8 @@ class Owner:
     name: str
     namespace: str
     uid: str
+    # The CR's own metadata.labels, as (key, value) pairs: propagated to every child.
+    labels: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def owner_label(self) -> str:
@@ -66,8 +68,29 @@ def label_selector(match: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
 
 
-def labels(owner: Owner) -> dict[str, str]:
+# CR labels NOT copied to children: tools' own bookkeeping on the CR (kubectl's last-applied
+# markers, kopf's, Argo CD's and Flux's tracking labels), which would make those tools treat the
+# children as their own objects.
+NOT_PROPAGATED_PREFIXES = (
+    "kubectl.kubernetes.io/",
+    "kopf.zalando.org/",
+    "argocd.argoproj.io/",
+    "kustomize.toolkit.fluxcd.io/",
+    "helm.toolkit.fluxcd.io/",
+)
+
+
+def propagated_labels(owner: Owner) -> dict[str, str]:
+    """The CR's labels every child (and the pod template) carries; operator labels win."""
+    return {k: v for k, v in owner.labels if not k.startswith(NOT_PROPAGATED_PREFIXES)}
+
+
+def operator_labels(owner: Owner) -> dict[str, str]:
     return {**selector_labels(owner), LABEL_MANAGED_BY: MANAGER}
+
+
+def labels(owner: Owner) -> dict[str, str]:
+    return {**propagated_labels(owner), **operator_labels(owner)}
 
 
 def owner_reference(owner: Owner) -> dict[str, Any]:

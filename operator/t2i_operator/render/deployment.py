@@ -8,13 +8,23 @@ from typing import Any
 from t2i_operator.render.common import (
     CONTAINER_PORT,
     Owner,
-    labels,
     namespaced_meta,
     pvc_name,
     selector_labels,
 )
 from t2i_operator.render.placement import merged_affinity
-from t2i_operator.spec import Spec
+from t2i_operator.render.podknobs import (
+    drop_overridden_flags,
+    extra_volume_mounts,
+    extra_volumes,
+    flag_env_name,
+    merged_env,
+    pod_fields,
+    probe_timing,
+    template_metadata,
+    user_env_names,
+)
+from t2i_operator.spec import Server, Spec
 
 CONTAINER_NAME = "t2i-server"
 OUTPUT_VOLUME = "output-volume"  # the tutorial's volume names
@@ -90,6 +100,15 @@ def drain_timeout_seconds(spec: Spec) -> int:
 
 
 def server_args(spec: Spec) -> list[str]:
+    """The server's flags; with allowOperatorEnvOverride, a flag whose T2I_ name the user sets
+    in spec.container.env is left out so that the environment variable takes effect."""
+    args = operator_server_args(spec)
+    if spec.container.allowOperatorEnvOverride:
+        args = drop_overridden_flags(args, user_env_names(spec))
+    return args
+
+
+def operator_server_args(spec: Spec) -> list[str]:
     public = ["--public-base-url", spec.server.publicBaseURL] if spec.server.publicBaseURL else []
     return [
         "--model-dir",
@@ -147,10 +166,26 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def operator_env(spec: Spec) -> list[dict[str, Any]]:
+    threads = effective_threads(spec)
+    # torch reads OMP_NUM_THREADS at import, before the server parses --threads.
+    return [{"name": "OMP_NUM_THREADS", "value": str(threads)}] if threads > 0 else []
+
+
+def operator_env_names() -> list[str]:
+    """Every env name the operator owns: OMP_NUM_THREADS and T2I_<FLAG> of each flag it passes
+    (the CRD's CEL rule on spec.container.env lists the same names; a unit test keeps them so)."""
+    full = Spec(server=Server(threads=1, publicBaseURL="http://x"))
+    flags = [a for a in operator_server_args(full) if a.startswith("--")]
+    return sorted({"OMP_NUM_THREADS", *(flag_env_name(f) for f in flags)})
+
+
 def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": OUTPUT_VOLUME, "mountPath": spec.outputDirPath}]
     if _model_volume(spec, owner) is not None:
         mounts.append({"name": MODEL_VOLUME, "mountPath": spec.model.mountPath, "readOnly": True})
+    mounts.extend(extra_volume_mounts(spec))
+    probes = spec.container.probes
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image_ref,
@@ -158,9 +193,11 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
         "command": ["t2i-server"],
         "args": server_args(spec),
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe("/readyz", 5, 3),
-        "livenessProbe": _probe("/healthz", 10, 3),
-        "startupProbe": _probe("/healthz", STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD),
+        "readinessProbe": probe_timing(_probe("/readyz", 5, 3), probes.readiness),
+        "livenessProbe": probe_timing(_probe("/healthz", 10, 3), probes.liveness),
+        "startupProbe": probe_timing(
+            _probe("/healthz", STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD), probes.startup
+        ),
         "securityContext": spec.securityContext,
         "volumeMounts": mounts,
         # Keep serving while the endpoints are removed, then SIGTERM (see PRESTOP_SECONDS).
@@ -169,10 +206,9 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
         # why as its last log line; the kubelet keeps it in lastState, and status shows it.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    threads = effective_threads(spec)
-    if threads > 0:
-        # torch reads OMP_NUM_THREADS at import, before the server parses --threads.
-        container["env"] = [{"name": "OMP_NUM_THREADS", "value": str(threads)}]
+    env = merged_env(operator_env(spec), spec)
+    if env:
+        container["env"] = env
     resources = _normalize_resources(spec.resources)
     if resources:
         container["resources"] = resources
@@ -184,6 +220,7 @@ def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
     model_volume = _model_volume(spec, owner)
     if model_volume is not None:
         volumes.append(model_volume)
+    volumes.extend(extra_volumes(spec))
     pod: dict[str, Any] = {
         # The server never talks to the Kubernetes API.
         "automountServiceAccountToken": False,
@@ -203,6 +240,7 @@ def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
     affinity = merged_affinity(spec.placement, spec.affinity)
     if affinity:
         pod["affinity"] = affinity
+    pod.update(pod_fields(spec, owner))
     return pod
 
 
@@ -217,7 +255,7 @@ def render_deployment(spec: Spec, owner: Owner) -> dict[str, Any]:
         "strategy": strategy,
         "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
         "template": {
-            "metadata": {"labels": labels(owner)},
+            "metadata": template_metadata(spec, owner),
             "spec": render_pod_spec(spec, owner),
         },
     }
