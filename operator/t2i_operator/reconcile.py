@@ -28,7 +28,7 @@ from t2i_operator.render.deployment import render_deployment
 from t2i_operator.render.hpa import render_hpa
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_pvc
-from t2i_operator.status import Problem, compute_status
+from t2i_operator.status import Cond, Problem, compute_status, images_shared
 from t2i_operator.validate import SpecError, check
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
@@ -107,6 +107,29 @@ def read_inputs(
                 "does not exist",
             )
     return None, None
+
+
+def image_storage_problem(kube: Kube, spec: spec_mod.Spec, namespace: str) -> Problem | None:
+    """The shared image claim (spec.imageStorage.pvc.claimName) must exist before pods mount it."""
+    claim = spec.imageStorage.pvcClaimName
+    if spec.imageStorage.type != "PVC" or claim is None:
+        return None
+    if kube.get(Ref("v1", "PersistentVolumeClaim", claim, namespace)) is None:
+        return Problem(
+            "PVCNotFound",
+            f"PersistentVolumeClaim {namespace}/{claim} (spec.imageStorage.pvc.claimName) "
+            "does not exist",
+        )
+    return None
+
+
+def images_shared_warning(raw: dict[str, Any] | None) -> Cond | None:
+    """The ImagesShared condition when it is False (a Warning Event on create/update/resume)."""
+    spec, problem = checked_spec(raw)
+    if spec is None or problem is not None:
+        return None
+    cond = images_shared(spec)
+    return cond if cond.status == "False" else None
 
 
 def going_away(error: ApiException) -> bool:
@@ -214,6 +237,7 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         desired: list[dict[str, Any]] = []
         if spec is not None:
             credentials, outcome.problem = read_inputs(kube, spec, namespace)
+            outcome.problem = outcome.problem or image_storage_problem(kube, spec, namespace)
             if outcome.problem is None:
                 desired, outcome.problem = render_checked(spec, owner, credentials)
         if spec is not None and outcome.problem is None:

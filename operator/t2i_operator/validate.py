@@ -94,9 +94,20 @@ def _check_model(spec: Spec) -> None:
             raise SpecError("spec.model.oss.credentialsSecretRef.name is required")
 
 
+def _check_image_storage(spec: Spec) -> None:
+    """The schema's CEL rule again, for objects stored before it existed."""
+    storage = spec.imageStorage
+    if (storage.type == "PVC") != (storage.pvcClaimName is not None):
+        raise SpecError(
+            "spec.imageStorage.pvc.claimName must be set when spec.imageStorage.type is PVC, "
+            "and only then"
+        )
+
+
 def check(spec: Spec) -> None:
     """Raise SpecError naming the first field the renderer cannot use."""
     _check_model(spec)
+    _check_image_storage(spec)
     _check_resources(spec.resources)
     _check_affinity(spec.affinity)
     for i, toleration in enumerate(spec.tolerations):
