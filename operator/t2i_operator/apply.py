@@ -190,11 +190,14 @@ def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
     return any(r.get("uid") == owner.uid for r in refs)
 
 
-def candidates(owner: Owner) -> list[Ref]:
+def candidates(owner: Owner, service_monitors: bool = False) -> list[Ref]:
     """Every namespaced child this CR can ever have: names are fixed by the design contract,
-    so pruning reads them by name (no cluster-wide list of Secrets needed)."""
+    so pruning reads them by name (no cluster-wide list of Secrets needed). The ServiceMonitor
+    only while the cluster serves its API (no request to an API that is not there)."""
     ns, name = owner.namespace, owner.name
+    monitor = [Ref("monitoring.coreos.com/v1", "ServiceMonitor", name, ns)]
     return [
+        *(monitor if service_monitors else []),
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
         Ref("v1", "Service", name, ns),
         Ref("apps/v1", "Deployment", name, ns),
@@ -203,11 +206,14 @@ def candidates(owner: Owner) -> list[Ref]:
     ]
 
 
-def prune(kube: Kube, desired: list[dict[str, Any]], owner: Owner) -> list[str]:
-    """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage)."""
+def prune(
+    kube: Kube, desired: list[dict[str, Any]], owner: Owner, service_monitors: bool = False
+) -> list[str]:
+    """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage,
+    a ServiceMonitor opted out of)."""
     keep = {(o["kind"], o["metadata"]["name"]) for o in desired}
     deleted = []
-    for ref in candidates(owner):
+    for ref in candidates(owner, service_monitors):
         if (ref.kind, ref.name) in keep:
             continue
         live = kube.get(ref)

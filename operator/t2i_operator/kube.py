@@ -41,6 +41,11 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
         "horizontalpodautoscalers",
         True,
     ),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): (
+        "/apis/monitoring.coreos.com/v1",
+        "servicemonitors",
+        True,
+    ),
     (f"{API_GROUP}/{API_VERSION}", "Text2ImageService"): (
         f"/apis/{API_GROUP}/{API_VERSION}",
         PLURAL,

@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from t2i_operator import apply
+from t2i_operator import apply, monitoring
 from t2i_operator import spec as spec_mod
 from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
@@ -179,11 +179,14 @@ def checked_spec(raw: dict[str, Any] | None) -> tuple[spec_mod.Spec | None, Prob
 
 
 def render_checked(
-    spec: spec_mod.Spec, owner: Owner, credentials: Credentials | None
+    spec: spec_mod.Spec,
+    owner: Owner,
+    credentials: Credentials | None,
+    service_monitors: bool = False,
 ) -> tuple[list[dict[str, Any]], Problem | None]:
     """render_all, with a renderer failure turned into a named Problem instead of a traceback."""
     try:
-        return render_all(spec, owner, credentials), None
+        return render_all(spec, owner, credentials, service_monitors), None
     except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as e:
         return [], Problem("RenderFailed", f"the spec cannot be rendered: {type(e).__name__}: {e}")
 
@@ -235,15 +238,18 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         outcome = Outcome()
         spec, outcome.problem = checked_spec(cr.get("spec"))
         desired: list[dict[str, Any]] = []
+        service_monitors = monitoring.available()
         if spec is not None:
             credentials, outcome.problem = read_inputs(kube, spec, namespace)
             outcome.problem = outcome.problem or image_storage_problem(kube, spec, namespace)
             if outcome.problem is None:
-                desired, outcome.problem = render_checked(spec, owner, credentials)
+                desired, outcome.problem = render_checked(
+                    spec, owner, credentials, service_monitors
+                )
         if spec is not None and outcome.problem is None:
             try:
                 outcome.written = apply.apply_children(kube, desired)
-                outcome.deleted = apply.prune(kube, desired, owner)
+                outcome.deleted = apply.prune(kube, desired, owner, service_monitors)
             except ApiException as e:
                 outcome.problem = apply_problem(e)
                 if outcome.problem is None:
@@ -307,6 +313,25 @@ def applied(cr: dict[str, Any]) -> bool:
     """The stored status describes the current generation (a full pass applied it)."""
     status = cr.get("status") or {}
     return status.get("observedGeneration") == cr["metadata"].get("generation")
+
+
+def reconcile_all(kube: Kube, namespaces: list[str]) -> None:
+    """A full pass of every resource (of `namespaces`, or the whole cluster when empty): after
+    the cluster started or stopped serving an API a child depends on (ServiceMonitor)."""
+    prefix = f"/apis/{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
+    paths = (
+        [f"{prefix}/namespaces/{ns}/{spec_mod.PLURAL}" for ns in namespaces]
+        if namespaces
+        else [f"{prefix}/{spec_mod.PLURAL}"]
+    )
+    for path in paths:
+        for cr in kube.request("GET", path).get("items") or []:
+            meta = cr["metadata"]
+            try:
+                reconcile(kube, meta["namespace"], meta["name"])
+            except ApiException as e:
+                if not going_away(e):
+                    raise
 
 
 def cleanup(kube: Kube, owner: Owner) -> list[str]:

@@ -151,6 +151,8 @@ class ImageStorage:
 @dataclass(frozen=True)
 class Monitoring:
     serviceMonitor: bool = True  # rendered only while the Prometheus Operator's CRD exists
+    interval: str = "30s"
+    labels: dict[str, str] = field(default_factory=dict)  # extra ServiceMonitor labels
 
 
 @dataclass(frozen=True)
