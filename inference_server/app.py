@@ -128,14 +128,17 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     if config.ui:
         app.register_blueprint(playground.blueprint)
 
-    def error_body(status: int, message: str, field: str | None, code: str):
+    def error_body(
+        status: int, message: str, field: str | None, code: str, kind: str | None = None
+    ):
         if request.path.startswith("/v1/"):
-            return {"error": {"message": message, "type": code, "param": field, "code": code}}
+            error = {"message": message, "type": kind or code, "param": field, "code": code}
+            return {"error": error}
         return {"status": "error", "message": message, "field": field}
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        body = error_body(error.status, error.message, error.field, error.code)
+        body = error_body(error.status, error.message, error.field, error.code, error.error_type)
         return jsonify(body), error.status, error.headers
 
     @app.errorhandler(RequestEntityTooLarge)

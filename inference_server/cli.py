@@ -57,7 +57,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(prog="t2i-server", description=__doc__)
     _add(parser, "--model-dir", "/models/stabilityai/sdxl-turbo", "diffusers pipeline directory")
-    _add(parser, "--model-name", defaults.model_name, "name echoed as meta.input.model")
+    _add(
+        parser,
+        "--model-name",
+        defaults.model_name,
+        "the served model's id: meta.input.model, GET /v1/models, the OpenAI `model` accepted",
+    )
+    _add(
+        parser,
+        "--model-aliases",
+        "",
+        "comma-separated extra names the OpenAI API accepts as `model` (e.g. dall-e-3)",
+    )
     _add(parser, "--host", "0.0.0.0", "listen address")
     _add(parser, "--port", 5000, "listen port", type=int)
     _add(parser, "--output-dir", str(defaults.output_dir), "where generated PNGs are written")
@@ -236,6 +247,7 @@ def build(args: argparse.Namespace):
         raise ValueError(f"--warmup-sizes: unknown size(s) {', '.join(unknown)}")
     config = ServerConfig(
         model_name=args.model_name,
+        model_aliases=tuple(a.strip() for a in args.model_aliases.split(",") if a.strip()),
         output_dir=Path(args.output_dir),
         default_steps=args.default_steps,
         max_batch=args.max_batch,

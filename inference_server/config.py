@@ -8,9 +8,18 @@ from pathlib import Path
 SIZES = {"512x512": (512, 512), "1024x1024": (1024, 1024)}
 
 
+def served_model_ids(model_name: str, aliases: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names the OpenAI API accepts as ``model``: the served id (``--model-name``) first,
+    then its last path segment ("sdxl-turbo" for "stabilityai/sdxl-turbo"), then the
+    ``--model-alias`` names; no duplicates, no blanks."""
+    names = (model_name, model_name.rstrip("/").rsplit("/", 1)[-1], *aliases)
+    return tuple(dict.fromkeys(n for n in (x.strip() for x in names) if n))
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     model_name: str = "stabilityai/sdxl-turbo"
+    model_aliases: tuple[str, ...] = ()  # more names the OpenAI API accepts as `model`
     output_dir: Path = Path("/tmp/sd")
     default_steps: int = 4
     max_steps: int = 50

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+# Every counter and histogram would otherwise export a `<name>_created` twin per label set:
+# series a scraper stores and nobody queries (process-wide setting, hence at import).
+disable_created_metrics()
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -12,6 +24,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_* (CPU seconds, resident memory, open fds, start time: restarts show as a
+        # new start time) and python_info, which the default registry would have had.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.requests = Counter(
             "t2i_http_requests_total", "HTTP requests", ["route", "status"], registry=self.registry
         )

@@ -13,6 +13,7 @@ class ApiError(Exception):
         field: str | None = None,
         headers: dict[str, str] | None = None,
         code: str = "invalid_request_error",
+        error_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -20,6 +21,9 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers or {}
         self.code = code
+        # OpenAI's error ``type`` when it differs from ``code`` (model_not_found is an
+        # invalid_request_error); the ``code`` otherwise.
+        self.error_type = error_type or code
 
 
 def field_error(field: str, message: str) -> ApiError:

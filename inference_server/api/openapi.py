@@ -16,13 +16,15 @@ from inference_server.api.schema import (
     Field,
     IgnoredField,
     IntField,
+    ModelField,
     NumberField,
+    OnlyField,
     RejectedField,
     StrField,
     resolve,
 )
 from inference_server.attestation.service import server_version
-from inference_server.config import ServerConfig
+from inference_server.config import ServerConfig, served_model_ids
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -39,6 +41,11 @@ def field_schemas(field: Field, config: ServerConfig) -> dict[str, Schema]:
         return {field.name: {"not": {}, "description": f"Refused: {field.reason}."}}
     if isinstance(field, IgnoredField):
         return {field.name: {"description": field.description}}
+    if isinstance(field, OnlyField):
+        return {field.name: {"enum": [*field.allowed, None], "description": field.description}}
+    if isinstance(field, ModelField):
+        ids = served_model_ids(config.model_name, config.model_aliases)
+        return {field.name: {"enum": [*ids, None], "description": field.description}}
     if isinstance(field, StrField):
         schema: Schema = {"type": "string", "maxLength": field.max_length}
         if field.required:
@@ -112,6 +119,7 @@ _OPENAI_ERROR: Schema = {
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
 _ERRORS = {
     "400": "Invalid request; the message and field name the offending field.",
+    "404": "OpenAI API: unknown model (code model_not_found; GET /v1/models lists it).",
     "413": "Request body larger than --max-body-bytes.",
     "429": "Queue full (or attestation rate limit); retry after Retry-After.",
     "500": "The engine failed on this request (other requests are unaffected).",
@@ -142,6 +150,15 @@ def _object(properties: dict[str, Schema], required: list[str] | None = None) ->
 _NUMBER = {"type": "number"}
 _STRING = {"type": "string"}
 _GENERATION_ERRORS = ("400", "413", "429", "500", "503", "504")
+_OPENAI_GENERATION_ERRORS = ("400", "404", "413", "429", "500", "503", "504")
+_MODEL = _object(
+    {
+        "id": _STRING,
+        "object": {"const": "model"},
+        "created": {"type": "integer"},
+        "owned_by": _STRING,
+    }
+)
 
 _SEED_RESPONSE = _object(
     {
@@ -171,7 +188,14 @@ _OPENAI_RESPONSE = _object(
 )
 
 
-def _generation(summary: str, fields: tuple[Field, ...], ok: Schema, error: Schema, config):
+def _generation(
+    summary: str,
+    fields: tuple[Field, ...],
+    ok: Schema,
+    error: Schema,
+    config,
+    errors: tuple[str, ...] = _GENERATION_ERRORS,
+):
     return {
         "post": {
             "summary": summary,
@@ -181,7 +205,7 @@ def _generation(summary: str, fields: tuple[Field, ...], ok: Schema, error: Sche
             },
             "responses": {
                 "200": _json(ok, "The generated images."),
-                **_errors(error, _GENERATION_ERRORS),
+                **_errors(error, errors),
             },
         }
     }
@@ -251,6 +275,24 @@ def _image_path() -> Schema:
     return operation
 
 
+def _models_paths() -> dict[str, Schema]:
+    listing = _object({"object": {"const": "list"}, "data": {"type": "array", "items": _MODEL}})
+    one = _get(
+        "OpenAI: the served model by its id or an accepted alias.",
+        {
+            "200": _json(_MODEL, "The model (its id is always the served id)."),
+            "404": _json(_OPENAI_ERROR, _ERRORS["404"]),
+        },
+    )
+    one["get"]["parameters"] = [
+        {"name": "model", "in": "path", "required": True, "schema": _STRING}
+    ]
+    return {
+        "/v1/models": _get("OpenAI: the served model.", {"200": _json(listing, "The list.")}),
+        "/v1/models/{model}": one,
+    }
+
+
 def _attestation_path() -> Schema:
     nonce = {"type": "string", "pattern": "^([0-9a-fA-F]{2}){16,64}$", "description": "hex"}
     evidence = _object(
@@ -286,8 +328,14 @@ def document(config: ServerConfig) -> Schema:
             "The tutorial's text-to-image API.", SEED_FIELDS, _SEED_RESPONSE, _SEED_ERROR, config
         ),
         "/v1/images/generations": _generation(
-            "OpenAI Images API.", OPENAI_FIELDS, _OPENAI_RESPONSE, _OPENAI_ERROR, config
+            "OpenAI Images API.",
+            OPENAI_FIELDS,
+            _OPENAI_RESPONSE,
+            _OPENAI_ERROR,
+            config,
+            _OPENAI_GENERATION_ERRORS,
         ),
+        **_models_paths(),
         "/images/{request_id}/{name}": _image_path(),
         "/v1/attestation": _attestation_path(),
         **_ops_paths(),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inference_server.api.errors import ApiError, field_error
-from inference_server.config import SIZES, ServerConfig
+from inference_server.config import SIZES, ServerConfig, served_model_ids
 from inference_server.generation import GenerationParams
 
 MAX_PROMPT_CHARS = 4000
@@ -163,7 +163,58 @@ class IgnoredField:
         return None
 
 
-Field = StrField | IntField | NumberField | EnumField | RejectedField | IgnoredField
+@dataclass(frozen=True)
+class OnlyField:
+    """An OpenAI parameter this server supports only with the values in ``allowed`` (compared
+    with their JSON type: ``false`` is not ``0``); ``null`` or absent is accepted too, anything
+    else is a 400 giving ``reason``."""
+
+    name: str
+    description: str
+    allowed: tuple[Any, ...]
+    reason: str
+
+    def parse(self, body: dict, config: ServerConfig) -> None:
+        value = body.get(self.name)
+        if value is None or any(type(value) is type(a) and value == a for a in self.allowed):
+            return None
+        raise field_error(self.name, f"{self.reason}, got {json.dumps(value)[:80]}")
+
+
+@dataclass(frozen=True)
+class ModelField:
+    """OpenAI's ``model``: absent/``null`` or one of the served ids (``served_model_ids``); any
+    other string is OpenAI's 404 ``model_not_found``."""
+
+    name: str
+    description: str
+
+    def parse(self, body: dict, config: ServerConfig) -> str | None:
+        value = body.get(self.name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise field_error(self.name, f"must be a string, got {type(value).__name__}")
+        ids = served_model_ids(config.model_name, config.model_aliases)
+        if value not in ids:
+            raise model_not_found(value, ids)
+        return value
+
+
+def model_not_found(value: str, ids: tuple[str, ...]) -> ApiError:
+    return ApiError(
+        404,
+        f"model: the model {value[:200]!r} does not exist; this server serves "
+        + ", ".join(repr(i) for i in ids),
+        field="model",
+        code="model_not_found",
+        error_type="invalid_request_error",
+    )
+
+
+Field = (
+    StrField | IntField | NumberField | EnumField | RejectedField | IgnoredField | OnlyField
+) | ModelField
 
 _PROMPT = StrField("prompt", "Text to render; non-blank, valid Unicode.", required=True)
 _NEGATIVE = StrField("negative_prompt", "What to steer away from (weak with guidance 0).")
@@ -199,7 +250,54 @@ OPENAI_FIELDS: tuple[Field, ...] = (
     _GUIDANCE,
     _NEGATIVE,
     _SEED,
-    IgnoredField("model", "Accepted for compatibility; the server serves one model."),
+    ModelField(
+        "model",
+        "The served model: its id (GET /v1/models), the id's last path segment, or an alias "
+        "from --model-aliases; null or absent = the served model. Anything else: 404 "
+        "model_not_found.",
+    ),
+    OnlyField(
+        "stream",
+        "Streaming is not supported: false or absent.",
+        (False,),
+        "must be "
+        "false or absent: streaming (partial images as server-sent events) is not "
+        "supported",
+    ),
+    OnlyField(
+        "partial_images",
+        "Only with stream, which is not supported: 0 or absent.",
+        (0,),
+        "must be 0 or absent: partial images need stream, which is not supported",
+    ),
+    OnlyField(
+        "output_format",
+        "Images are PNG: png or absent.",
+        ("png",),
+        "must be png or absent: this server returns PNG only",
+    ),
+    OnlyField(
+        "output_compression",
+        "Only for jpeg/webp output: absent.",
+        (),
+        "must be absent: it applies to jpeg and webp, and this server returns PNG",
+    ),
+    OnlyField(
+        "background",
+        "Images are opaque: auto, opaque or absent.",
+        ("auto", "opaque"),
+        "must be auto, opaque or absent: transparent backgrounds are not supported",
+    ),
+    EnumField(
+        "quality",
+        "Accepted and ignored (one model, one quality; use steps).",
+        "auto",
+        ("auto", "standard", "hd", "low", "medium", "high", "xhigh", "max"),
+    ),
+    EnumField("style", "Accepted and ignored (DALL-E 3 only).", "vivid", ("vivid", "natural")),
+    EnumField("moderation", "Accepted and ignored (no moderation).", "auto", ("auto", "low")),
+    StrField("user", "Accepted and ignored (end-user id for abuse monitoring)."),
+    StrField("safety_identifier", "Accepted and ignored (end-user id for abuse monitoring)."),
 )
 
 

@@ -55,4 +55,7 @@ def image(request_id: str, name: str):
     path = current_app.extensions["t2i"].store.resolve(request_id, name)
     if path is None:
         abort(404)
-    return send_file(path, mimetype="image/png", max_age=3600)
+    try:
+        return send_file(path, mimetype="image/png", max_age=3600)
+    except FileNotFoundError:  # removed since resolve() by a retention pass (any replica's)
+        abort(404)

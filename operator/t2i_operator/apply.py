@@ -173,16 +173,16 @@ def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
     return any(r.get("uid") == owner.uid for r in refs)
 
 
-def candidates(kube: Kube, owner: Owner) -> list[Ref]:
+def candidates(owner: Owner, claims: list[Ref], service_monitors: bool = False) -> list[Ref]:
     """Every namespaced child this CR can have. Names are fixed by the design contract, so
-    most are read by name (no cluster-wide list of Secrets needed); the model claim is named by
-    its OSS source (render/common.oss_volume_key), so claims are listed by our labels."""
+    most are read by name (no cluster-wide list of Secrets needed); the model claims are named by
+    their OSS source (render/common.oss_volume_key), so the caller lists them by our labels. The
+    ServiceMonitor only while the cluster serves its API (no request to an API that is not
+    there)."""
     ns, name = owner.namespace, owner.name
-    claims = [
-        Ref.of(pvc)
-        for pvc in kube.list("v1", "PersistentVolumeClaim", ns, label_selector(labels(owner)))
-    ]
+    monitor = [Ref("monitoring.coreos.com/v1", "ServiceMonitor", name, ns)]
     return [
+        *(monitor if service_monitors else []),
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
         Ref("policy/v1", "PodDisruptionBudget", name, ns),
         Ref("v1", "Service", name, ns),
@@ -192,12 +192,20 @@ def candidates(kube: Kube, owner: Owner) -> list[Ref]:
     ]
 
 
-def prune(kube: Kube, desired: list[dict[str, Any]], owner: Owner) -> list[str]:
+def prune(
+    kube: Kube, desired: list[dict[str, Any]], owner: Owner, service_monitors: bool = False
+) -> list[str]:
     """Delete our children the spec no longer asks for (HPA with autoscaling off, OSS storage,
-    the PodDisruptionBudget at one replica)."""
+    the PodDisruptionBudget at one replica, a ServiceMonitor opted out of)."""
+    claims = [
+        Ref.of(pvc)
+        for pvc in kube.list(
+            "v1", "PersistentVolumeClaim", owner.namespace, label_selector(labels(owner))
+        )
+    ]
     keep = {(o["kind"], o["metadata"]["name"]) for o in desired}
     deleted = []
-    for ref in candidates(kube, owner):
+    for ref in candidates(owner, claims, service_monitors):
         if (ref.kind, ref.name) in keep:
             continue
         live = kube.get(ref)

@@ -13,7 +13,8 @@
 - Owned pods: status only.
 - Nodes (read-only): a node added, removed or resized re-runs the passes of the services whose
   NodesFit condition is False (no node of their pool can hold their requests); heartbeats do not.
-- A slow timer re-runs the pass for what is not watched (the user's Secret, their PVC).
+- A slow timer re-runs the pass for what is not watched (the user's Secret, their PVCs: the
+  model's and the shared image claim).
 - Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest. Only
   OSS and PVC resources carry the finalizer (the delete handler and the timer are filtered).
 """
@@ -70,6 +71,9 @@ def reconcile_service(
         logger.info(f"applied {outcome.written}, deleted {outcome.deleted}")
     if outcome.capacity is not None and outcome.capacity.status == "False":
         kopf.warn(body, reason=outcome.capacity.reason, message=outcome.capacity.message)
+    shared = reconcile.images_shared_warning(body.get("spec"))
+    if shared is not None:
+        kopf.warn(body, reason=shared.reason, message=shared.message)
     if outcome.problem is not None:
         kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
         if outcome.problem.reason in reconcile.SPEC_PROBLEMS:
@@ -143,7 +147,9 @@ def has_unwatched_input(spec: kopf.Spec, **_: Any) -> bool:
     """The resync timer's filter: only the user's Secret (OSS) and PVC are not watched. (kopf
     puts a finalizer on every object a timer runs for, so an unfiltered timer would make every
     resource's deletion wait for the operator.)"""
-    return (spec.get("model") or {}).get("source") in ("OSS", "PVC")
+    return (spec.get("model") or {}).get("source") in ("OSS", "PVC") or (
+        spec.get("imageStorage") or {}
+    ).get("type") == "PVC"
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL, when=_has_volume)

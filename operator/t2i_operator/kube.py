@@ -43,6 +43,11 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
     ),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets", True),
     ("v1", "Node"): ("/api/v1", "nodes", False),  # read-only: the NodesFit condition
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): (
+        "/apis/monitoring.coreos.com/v1",
+        "servicemonitors",
+        True,
+    ),
     (f"{API_GROUP}/{API_VERSION}", "Text2ImageService"): (
         f"/apis/{API_GROUP}/{API_VERSION}",
         PLURAL,

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from typing import Any
 
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from t2i_operator import attest, handlers  # handlers registers the handlers on import
+from t2i_operator import attest, handlers, monitoring, reconcile  # handlers: registers them
 from t2i_operator.diffbase import DigestDiffBaseStorage
 from t2i_operator.kube import Kube
 from t2i_operator.render.common import PV_FINALIZER
 from t2i_operator.spec import API_GROUP, API_VERSION, PLURAL
+
+# Set by main() from its flags, read by the startup handler.
+OPTIONS: dict[str, Any] = {"monitoring_recheck_seconds": 60.0, "namespaces": []}
+_stop = threading.Event()
 
 
 def load_configuration() -> k8s.Configuration:
@@ -49,6 +54,24 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     memo.kube = Kube(load_configuration())
+    start_monitoring_detection(memo.kube)
+
+
+def start_monitoring_detection(kube: Kube) -> None:
+    """Ask once now (before the first pass renders), then re-check in the background."""
+    try:
+        monitoring.check(kube)
+    except Exception:  # not fatal: no ServiceMonitor until a re-check succeeds
+        logging.getLogger(__name__).exception("ServiceMonitor API check failed")
+    interval = OPTIONS["monitoring_recheck_seconds"]
+    if interval > 0:
+        namespaces = list(OPTIONS["namespaces"])
+        monitoring.watch(kube, interval, lambda: reconcile.reconcile_all(kube, namespaces), _stop)
+
+
+@kopf.on.cleanup()
+def stop_background(**_: Any) -> None:
+    _stop.set()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,8 +92,16 @@ def main(argv: list[str] | None = None) -> None:
         default=300,
         help="ask the pods of TDX services for TD evidence this often (0 = never)",
     )
+    parser.add_argument(
+        "--monitoring-recheck-seconds",
+        type=float,
+        default=60,
+        help="re-check this often whether the cluster serves ServiceMonitors (0 = only at start)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    OPTIONS["monitoring_recheck_seconds"] = args.monitoring_recheck_seconds
+    OPTIONS["namespaces"] = args.namespace or []
     if args.resync_seconds > 0:
         kopf.timer(
             API_GROUP,

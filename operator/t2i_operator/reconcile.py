@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from t2i_operator import apply, capacity
+from t2i_operator import apply, capacity, monitoring
 from t2i_operator import spec as spec_mod
 from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
@@ -29,7 +29,7 @@ from t2i_operator.render.hpa import render_hpa
 from t2i_operator.render.pdb import pdb_wanted, render_pdb
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_pvc
-from t2i_operator.status import Cond, Problem, compute_status
+from t2i_operator.status import Cond, Problem, compute_status, images_shared
 from t2i_operator.validate import SpecError, check
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
@@ -119,6 +119,29 @@ def read_inputs(
     return None, None
 
 
+def image_storage_problem(kube: Kube, spec: spec_mod.Spec, namespace: str) -> Problem | None:
+    """The shared image claim (spec.imageStorage.pvc.claimName) must exist before pods mount it."""
+    claim = spec.imageStorage.pvcClaimName
+    if spec.imageStorage.type != "PVC" or claim is None:
+        return None
+    if kube.get(Ref("v1", "PersistentVolumeClaim", claim, namespace)) is None:
+        return Problem(
+            "PVCNotFound",
+            f"PersistentVolumeClaim {namespace}/{claim} (spec.imageStorage.pvc.claimName) "
+            "does not exist",
+        )
+    return None
+
+
+def images_shared_warning(raw: dict[str, Any] | None) -> Cond | None:
+    """The ImagesShared condition when it is False (a Warning Event on create/update/resume)."""
+    spec, problem = checked_spec(raw)
+    if spec is None or problem is not None:
+        return None
+    cond = images_shared(spec)
+    return cond if cond.status == "False" else None
+
+
 def going_away(error: ApiException) -> bool:
     """The CR vanished mid-pass, or its namespace is being deleted: nothing left to do."""
     return error.status == 404 or (
@@ -166,11 +189,14 @@ def checked_spec(raw: dict[str, Any] | None) -> tuple[spec_mod.Spec | None, Prob
 
 
 def render_checked(
-    spec: spec_mod.Spec, owner: Owner, credentials: Credentials | None
+    spec: spec_mod.Spec,
+    owner: Owner,
+    credentials: Credentials | None,
+    service_monitors: bool = False,
 ) -> tuple[list[dict[str, Any]], Problem | None]:
     """render_all, with a renderer failure turned into a named Problem instead of a traceback."""
     try:
-        return render_all(spec, owner, credentials), None
+        return render_all(spec, owner, credentials, service_monitors), None
     except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as e:
         return [], Problem("RenderFailed", f"the spec cannot be rendered: {type(e).__name__}: {e}")
 
@@ -228,14 +254,18 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         outcome = Outcome()
         spec, outcome.problem = checked_spec(cr.get("spec"))
         desired: list[dict[str, Any]] = []
+        service_monitors = monitoring.available()
         if spec is not None:
             credentials, outcome.problem = read_inputs(kube, spec, namespace)
+            outcome.problem = outcome.problem or image_storage_problem(kube, spec, namespace)
             if outcome.problem is None:
-                desired, outcome.problem = render_checked(spec, owner, credentials)
+                desired, outcome.problem = render_checked(
+                    spec, owner, credentials, service_monitors
+                )
         if spec is not None and outcome.problem is None:
             try:
                 outcome.written = apply.apply_children(kube, desired)
-                outcome.deleted = apply.prune(kube, desired, owner)
+                outcome.deleted = apply.prune(kube, desired, owner, service_monitors)
             except ApiException as e:
                 outcome.problem = apply_problem(e)
                 if outcome.problem is None:
@@ -347,6 +377,25 @@ def applied(cr: dict[str, Any]) -> bool:
     """The stored status describes the current generation (a full pass applied it)."""
     status = cr.get("status") or {}
     return status.get("observedGeneration") == cr["metadata"].get("generation")
+
+
+def reconcile_all(kube: Kube, namespaces: list[str]) -> None:
+    """A full pass of every resource (of `namespaces`, or the whole cluster when empty): after
+    the cluster started or stopped serving an API a child depends on (ServiceMonitor)."""
+    prefix = f"/apis/{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
+    paths = (
+        [f"{prefix}/namespaces/{ns}/{spec_mod.PLURAL}" for ns in namespaces]
+        if namespaces
+        else [f"{prefix}/{spec_mod.PLURAL}"]
+    )
+    for path in paths:
+        for cr in kube.request("GET", path).get("items") or []:
+            meta = cr["metadata"]
+            try:
+                reconcile(kube, meta["namespace"], meta["name"])
+            except ApiException as e:
+                if not going_away(e):
+                    raise
 
 
 def cleanup(kube: Kube, owner: Owner) -> list[str]:

@@ -19,6 +19,7 @@ PLURAL = "text2imageservices"
 SOURCES = ("Bundled", "OSS", "PVC", "HostPath")
 POOLS = ("G8i", "TDX", "Any")
 BACKENDS = ("auto", "eager", "packed", "compile", "int8", "ipex")
+IMAGE_STORAGE_TYPES = ("EmptyDir", "PVC")
 
 DEFAULT_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "14", "memory": "24Gi"},
@@ -266,6 +267,22 @@ def preset(size: str) -> Preset:
 
 
 @dataclass(frozen=True)
+class ImageStorage:
+    """Where generated images live: each pod's own emptyDir, or one ReadWriteMany claim shared by
+    every replica (image URLs then work whichever replica the Service picks)."""
+
+    type: str = "EmptyDir"
+    pvcClaimName: str | None = None
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    serviceMonitor: bool = True  # rendered only while the Prometheus Operator's CRD exists
+    interval: str = "30s"
+    labels: dict[str, str] = field(default_factory=dict)  # extra ServiceMonitor labels
+
+
+@dataclass(frozen=True)
 class Spec:
     replicas: int = 1
     image: Image = field(default_factory=Image)
@@ -287,6 +304,13 @@ class Spec:
     container: Container = field(default_factory=Container)
     podDisruptionBudget: DisruptionBudget = field(default_factory=DisruptionBudget)
     size: str = ""  # "" = no preset: the defaults above
+    imageStorage: ImageStorage = field(default_factory=ImageStorage)
+    monitoring: Monitoring = field(default_factory=Monitoring)
+
+    @property
+    def max_replicas(self) -> int:
+        """The most pods this spec can run at once (the HPA's bound when autoscaling)."""
+        return self.autoscaling.maxReplicas if self.autoscaling.enabled else self.replicas
 
     @property
     def image_ref(self) -> str:
@@ -369,4 +393,11 @@ def parse(raw: dict[str, Any] | None) -> Spec:
         container=parse_container(raw.get("container")),
         podDisruptionBudget=_pick(raw.get("podDisruptionBudget"), DisruptionBudget),
         size=size,
+        imageStorage=parse_image_storage(raw.get("imageStorage")),
+        monitoring=_pick(raw.get("monitoring"), Monitoring),
     )
+
+
+def parse_image_storage(raw: dict[str, Any] | None) -> ImageStorage:
+    raw = raw or {}
+    return _pick(raw, ImageStorage, pvcClaimName=(raw.get("pvc") or {}).get("claimName"))

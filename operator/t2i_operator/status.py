@@ -203,6 +203,31 @@ def running_nodes(pods: list[dict[str, Any]]) -> list[str]:
     )
 
 
+IMAGES_SHARED = "ImagesShared"
+
+
+def images_shared(spec: Spec) -> Cond:
+    """Whether an image URL works whichever pod the Service sends its GET to. False only for
+    emptyDir storage with more than one possible replica (the HPA's maxReplicas counts)."""
+    storage = spec.imageStorage
+    if storage.type == "PVC":
+        return Cond(
+            "True",
+            "SharedClaim",
+            f"every replica writes and serves images on PersistentVolumeClaim "
+            f"{storage.pvcClaimName}",
+        )
+    if spec.max_replicas <= 1:
+        return Cond("True", "SingleReplica", "one replica: its emptyDir holds every image")
+    return Cond(
+        "False",
+        "EmptyDirWithReplicas",
+        f"spec.imageStorage.type is EmptyDir with up to {spec.max_replicas} replicas: an image "
+        "URL answers 404 when the Service sends it to a pod that did not make it; set "
+        "spec.imageStorage.type: PVC with a ReadWriteMany claim (docs/operations.md)",
+    )
+
+
 # Fields that describe the APPLIED spec: kept from the last applied generation while a newer
 # one cannot be applied (a problem), so status never reports a spec that is not running.
 APPLIED_FIELDS = ("observedGeneration", "url", "pool", "modelSource", "size", "sizing")
@@ -296,6 +321,7 @@ def compute_status(
                     "Progressing": progressing,
                     "Degraded": degraded,
                     **_nodes_fit(capacity, previous),
+                    **({IMAGES_SHARED: images_shared(spec)} if spec is not None else {}),
                 },
                 previous.get("conditions"),
                 spec.placement.pool if spec is not None else previous.get("pool", ""),

@@ -156,12 +156,23 @@ def _check_pod(spec: Spec) -> None:
             raise SpecError(f"spec.pod.topologySpreadConstraints[{i}] must be an object")
 
 
+def _check_image_storage(spec: Spec) -> None:
+    """The schema's CEL rule again, for objects stored before it existed."""
+    storage = spec.imageStorage
+    if (storage.type == "PVC") != (storage.pvcClaimName is not None):
+        raise SpecError(
+            "spec.imageStorage.pvc.claimName must be set when spec.imageStorage.type is PVC, "
+            "and only then"
+        )
+
+
 def check(spec: Spec) -> None:
     """Raise SpecError naming the first field the renderer cannot use."""
     _check_env(spec)
     _check_volumes(spec)
     _check_pod(spec)
     _check_model(spec)
+    _check_image_storage(spec)
     _check_resources(spec.resources)
     _check_affinity(spec.affinity)
     for i, toleration in enumerate(spec.tolerations):

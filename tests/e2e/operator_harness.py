@@ -118,6 +118,7 @@ class OperatorProcess:
             [
                 *(sys.executable, "-m", "t2i_operator.main", "--liveness=", "--resync-seconds=5"),
                 "--attestation-seconds=2",
+                "--monitoring-recheck-seconds=2",  # test_operator_serving.py installs the CRD
             ],
             env=env,
             stdout=self._log,

@@ -127,6 +127,10 @@ def test_fuzzed_bodies_give_params_or_a_400_naming_a_field(path, fields, validat
     try:
         validate(body, CONFIG)
     except ApiError as error:
+        if error.status == 404:  # OpenAI's answer to a model this server does not serve
+            assert (error.field, error.code) == ("model", "model_not_found")
+            assert path == "/v1/images/generations" and isinstance(body["model"], str)
+            return
         assert error.status == 400
         assert error.field in _names(fields)
         assert error.message.startswith(f"{error.field}: ")

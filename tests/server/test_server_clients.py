@@ -83,3 +83,63 @@ def test_32_concurrent_requests_all_answered(cli_server):
         response = requests.get(body["output"][0]["url"], timeout=30)
         assert response.status_code == 200
         assert png(response.content).size == (512, 512)
+
+
+def test_openai_models_lists_the_served_model(openai_client, cli_server):
+    listed = openai_client.models.list()
+    assert [m.id for m in listed.data] == ["stabilityai/sdxl-turbo"]
+    assert listed.data[0].object == "model" and listed.data[0].created > 0
+    for name in ("stabilityai/sdxl-turbo", "sdxl-turbo"):
+        assert openai_client.models.retrieve(name).id == "stabilityai/sdxl-turbo"
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.models.retrieve("dall-e-3")
+    assert caught.value.body["code"] == "model_not_found"
+
+
+def test_openai_unknown_model_is_model_not_found(openai_client):
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.images.generate(model="dall-e-3", prompt="a panda", n=1)
+    assert caught.value.status_code == 404
+    body = caught.value.body
+    assert (body["code"], body["type"], body["param"]) == (
+        "model_not_found",
+        "invalid_request_error",
+        "model",
+    )
+    assert "dall-e-3" in body["message"] and "sdxl-turbo" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"stream": True}, "stream"),
+        ({"output_format": "jpeg"}, "output_format"),
+        ({"output_compression": 80}, "output_compression"),
+        ({"background": "transparent"}, "background"),
+        ({"quality": "ultra"}, "quality"),
+    ],
+)
+def test_openai_unsupported_parameters_are_named_in_a_400(openai_client, params, field):
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.images.generate(prompt="a panda", n=1, **params)
+    assert caught.value.body["param"] == field and field in caught.value.body["message"]
+
+
+def test_openai_alias_and_documented_ignored_parameters_are_accepted(openai_client):
+    """quality/style/moderation/user are accepted and ignored (docs/api.md); the result is
+    the same image as without them (same seed)."""
+    common = {"prompt": "a panda", "n": 1, "size": "512x512", "response_format": "b64_json"}
+    plain = openai_client.images.generate(**common, extra_body={"seed": 3, "steps": 1})
+    dressed = openai_client.images.generate(
+        **common,
+        model="sdxl-turbo",
+        quality="hd",
+        style="natural",
+        moderation="low",
+        user="u-1",
+        background="opaque",
+        output_format="png",
+        stream=False,
+        extra_body={"seed": 3, "steps": 1},
+    )
+    assert dressed.data[0].b64_json == plain.data[0].b64_json

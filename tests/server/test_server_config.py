@@ -33,6 +33,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
     values = {
         "T2I_MODEL_DIR": "/m/x",
         "T2I_MODEL_NAME": "org/x",
+        "T2I_MODEL_ALIASES": "dall-e-3,x2",
         "T2I_HOST": "127.0.0.1",
         "T2I_PORT": "6000",
         "T2I_OUTPUT_DIR": "/out",
@@ -66,6 +67,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch):
     assert vars(args) == {
         "model_dir": "/m/x",
         "model_name": "org/x",
+        "model_aliases": "dall-e-3,x2",
         "host": "127.0.0.1",
         "port": 6000,
         "output_dir": "/out",

@@ -174,7 +174,8 @@ def test_a_failed_write_leaves_no_file_to_serve(tmp_path):
     with pytest.raises(OSError, match="No space"):
         store.save(request_id, "0_0.png", BrokenImage())
     assert store.resolve(request_id, "0_0.png") is None
-    assert list((tmp_path / "out" / request_id).iterdir()) == []
+    # Nothing but the writer's marker (removed on release): no PNG, no temporary file.
+    assert [p.name for p in (tmp_path / "out" / request_id).iterdir()] == [".writing"]
 
 
 def test_leftover_temporary_files_are_removed_at_start_up(tmp_path):

@@ -334,3 +334,22 @@ def test_warmup_runs_every_size_and_batch_before_ready(tiny_model_dir):
 def test_warmup_batches_follow_the_backend():
     assert warmup_batches("eager", 4) == (1,)
     assert warmup_batches("compile", 3) == (1, 2, 3)
+
+
+def test_metrics_have_process_series_and_no_created_twins(app_factory):
+    """process_* (restarts show as a new process_start_time_seconds) and python_info are on
+    the app's own registry; counters and histograms have no `_created` series."""
+    app = app_factory(FakeEngine())
+    client = app.test_client()
+    assert client.post("/api/text2image", json=BODY).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    for series in (
+        "process_start_time_seconds",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "python_info{",
+        "t2i_http_requests_total{",
+        "t2i_request_latency_seconds_bucket{",
+    ):
+        assert series in text, series
+    assert "_created" not in text

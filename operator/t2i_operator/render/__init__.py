@@ -12,6 +12,7 @@ from typing import Any
 from t2i_operator.render.common import Credentials, Owner
 from t2i_operator.render.deployment import render_deployment
 from t2i_operator.render.hpa import render_hpa
+from t2i_operator.render.monitoring import render_service_monitor, wants_service_monitor
 from t2i_operator.render.pdb import pdb_wanted, render_pdb
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_oss_storage
@@ -21,9 +22,13 @@ __all__ = ["Credentials", "Owner", "render_all"]
 
 
 def render_all(
-    spec: Spec, owner: Owner, credentials: Credentials | None = None
+    spec: Spec,
+    owner: Owner,
+    credentials: Credentials | None = None,
+    service_monitors: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every child the spec asks for. OSS needs the user's AccessKey pair (`credentials`)."""
+    """Every child the spec asks for. OSS needs the user's AccessKey pair (`credentials`);
+    `service_monitors`: the cluster serves monitoring.coreos.com/v1 ServiceMonitors."""
     out: list[dict[str, Any]] = []
     if spec.model.source == "OSS":
         if credentials is None:
@@ -35,4 +40,6 @@ def render_all(
         out.append(render_hpa(spec, owner))
     if pdb_wanted(spec):
         out.append(render_pdb(spec, owner))
+    if wants_service_monitor(spec, service_monitors):
+        out.append(render_service_monitor(spec, owner))
     return out

@@ -157,6 +157,15 @@ def _model_volume(spec: Spec, owner: Owner) -> dict[str, Any] | None:
     return None  # Bundled: the model is inside the image at <mountPath>/<name>
 
 
+def output_volume(spec: Spec) -> dict[str, Any]:
+    """The generated images' volume: the pod's own emptyDir, or the shared ReadWriteMany claim
+    (spec.imageStorage) every replica writes to and serves from."""
+    storage = spec.imageStorage
+    if storage.type == "PVC":
+        return {"name": OUTPUT_VOLUME, "persistentVolumeClaim": {"claimName": storage.pvcClaimName}}
+    return {"name": OUTPUT_VOLUME, "emptyDir": {}}
+
+
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -216,7 +225,7 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
 
 
 def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [{"name": OUTPUT_VOLUME, "emptyDir": {}}]
+    volumes: list[dict[str, Any]] = [output_volume(spec)]
     model_volume = _model_volume(spec, owner)
     if model_volume is not None:
         volumes.append(model_volume)
