@@ -196,6 +196,7 @@ def candidates(owner: Owner) -> list[Ref]:
     ns, name = owner.namespace, owner.name
     return [
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
+        Ref("keda.sh/v1alpha1", "ScaledObject", name, ns),
         Ref("v1", "Service", name, ns),
         Ref("apps/v1", "Deployment", name, ns),
         Ref("v1", "PersistentVolumeClaim", pvc_name(owner), ns),

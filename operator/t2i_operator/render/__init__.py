@@ -12,6 +12,7 @@ from typing import Any
 from t2i_operator.render.common import Credentials, Owner
 from t2i_operator.render.deployment import render_deployment
 from t2i_operator.render.hpa import render_hpa
+from t2i_operator.render.keda import render_scaled_object
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_oss_storage
 from t2i_operator.spec import Spec
@@ -30,6 +31,8 @@ def render_all(
         out.extend(render_oss_storage(spec, owner, credentials))
     out.append(render_deployment(spec, owner))
     out.append(render_service(spec, owner))
-    if spec.autoscaling.enabled:
+    if spec.autoscaling.keda:
+        out.append(render_scaled_object(spec, owner))  # KEDA makes (and owns) the HPA
+    elif spec.autoscaling.enabled:
         out.append(render_hpa(spec, owner))
     return out
