@@ -7,6 +7,7 @@ again; KEDA scaling to zero is stated in status and `kubectl get t2i`."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -175,3 +176,13 @@ def steps_arg(dep: dict) -> str | None:
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     return args[args.index("--default-steps") + 1] if "--default-steps" in args else None
 
+
+def test_apiserver_serves_the_aggregation_layer(kubectl):
+    """The front-proxy flags (hack/cluster/localcluster.py) that KEDA's external-metrics API
+    server needs: the apiserver publishes them for extension API servers to trust."""
+    cm = kubectl.get("configmap", "extension-apiserver-authentication", "kube-system")
+    data = cm["data"]
+    assert "BEGIN CERTIFICATE" in data["requestheader-client-ca-file"]
+    assert data["requestheader-client-ca-file"] != data.get("client-ca-file")
+    assert json.loads(data["requestheader-allowed-names"]) == ["front-proxy-client"]
+    assert json.loads(data["requestheader-username-headers"]) == ["X-Remote-User"]
