@@ -34,7 +34,7 @@ class Events(dict):
             Path(EVENTS_FILE).write_text(json.dumps(self))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down before test_zz_down checks for leftovers
 def keda(real_cluster, kube) -> Iterator[KedaStack]:
     work = Path(tempfile.mkdtemp(prefix="t2i-keda-"))
     stack = KedaStack(kube, real_cluster, work)
