@@ -21,6 +21,10 @@ export T2I_CHROMIUM=${T2I_CHROMIUM:-$(bash hack/chromium.sh)}
 if [ -z "${T2I_E2E_KUBECONFIG:-}" ]; then
   # Cached: a no-op when the binaries for these versions exist. The kubelet is for tests/realnode.
   bash hack/cluster/build.sh --kubelet
+  # KEDA's operator + metrics API server from Go modules, and Prometheus from Debian, for the
+  # autoscaling tests (cached / installed once; the CRD-only e2e test needs just --crds).
+  bash hack/keda.sh >/dev/null
+  bash hack/prometheus.sh >/dev/null
 fi
 # The real-node tier's two images (buildah, cached; seconds when nothing changed). Built here so
 # its progress is visible; the tier's fixture calls the same script and fails naming what is missing.

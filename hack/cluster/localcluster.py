@@ -93,22 +93,7 @@ def make_pki(d: Path, extra_ips: tuple[str, ...] = ()) -> None:
 
     `extra_ips`: more serving-cert SANs (the real node's bridge gateway, where its pods reach
     the apiserver)."""
-    d.mkdir(parents=True, exist_ok=True)
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=t2i-local-ca",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-    )
+    make_ca(d, "t2i-local-ca")
     exts = {
         "apiserver": "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc"
@@ -124,6 +109,55 @@ def make_pki(d: Path, extra_ips: tuple[str, ...] = ()) -> None:
     token = os.urandom(16).hex()
     (d / "tokens.csv").write_text(f'{token},{TEST_USER},{TEST_USER},"t2i-test"\n')
     (d / "test-user.token").write_text(token)
+
+
+def make_ca(d: Path, common_name: str) -> None:
+    """<d>/ca.key + ca.crt: a self-signed CA (signed_cert(d, ...) then signs with it)."""
+    d.mkdir(parents=True, exist_ok=True)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        f"/CN={common_name}",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
+
+
+# --- the API aggregation layer (issue 19: KEDA's external metrics API server) -------------------
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def ensure_front_proxy_pki(pki: Path) -> Path:
+    """The front-proxy CA and the apiserver's proxy client cert (<pki>/front-proxy/), kept apart
+    from the cluster CA as upstream recommends; created once, also for older state dirs."""
+    d = pki / "front-proxy"
+    if not (d / f"{FRONT_PROXY_CLIENT}.crt").exists():
+        make_ca(d, "t2i-front-proxy-ca")
+        client_cert(d, FRONT_PROXY_CLIENT, f"/CN={FRONT_PROXY_CLIENT}")
+    return d
+
+
+def aggregation_flags(front_proxy: Path) -> list[str]:
+    """kube-apiserver flags for APIService backends (metrics adapters). No kube-proxy runs here,
+    so the aggregator dials the backend's endpoint (a pod IP) directly."""
+    return [
+        f"--requestheader-client-ca-file={front_proxy / 'ca.crt'}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={front_proxy / f'{FRONT_PROXY_CLIENT}.crt'}",
+        f"--proxy-client-key-file={front_proxy / f'{FRONT_PROXY_CLIENT}.key'}",
+        "--enable-aggregator-routing=true",
+    ]
 
 
 def signed_cert(d: Path, name: str, subject: str, extensions: str) -> None:
@@ -415,6 +449,7 @@ class LocalCluster:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-maxage=1",
                 "--audit-log-format=json",
+                *aggregation_flags(ensure_front_proxy_pki(pki)),
             ],
         )
 

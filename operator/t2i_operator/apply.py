@@ -185,6 +185,7 @@ def candidates(owner: Owner, claims: list[Ref], service_monitors: bool = False) 
         *(monitor if service_monitors else []),
         Ref("autoscaling/v2", "HorizontalPodAutoscaler", name, ns),
         Ref("policy/v1", "PodDisruptionBudget", name, ns),
+        Ref("keda.sh/v1alpha1", "ScaledObject", name, ns),
         Ref("v1", "Service", name, ns),
         Ref("apps/v1", "Deployment", name, ns),
         *claims,

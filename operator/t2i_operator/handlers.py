@@ -33,6 +33,10 @@ from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 OWNED = {LABEL_MANAGED_BY: MANAGER}
 MAX_RETRY_DELAY = 60
 EVENT_MESSAGE_LIMIT = 500
+KEDA_MISSING = (
+    "spec.autoscaling.mode is QueueDepth but KEDA (keda.sh/v1alpha1 ScaledObject) is not "
+    "installed: running spec.replicas until it is"
+)
 
 
 def _retry_delay(retry: int) -> int:
@@ -79,6 +83,12 @@ def reconcile_service(
         if outcome.problem.reason in reconcile.SPEC_PROBLEMS:
             return  # reported in status and an Event; retrying the same spec cannot help
         raise kopf.TemporaryError(outcome.problem.message, delay=_retry_delay(retry))
+    if outcome.keda_missing:
+        # QueueDepth mode without KEDA: everything else is applied (fixed spec.replicas); the
+        # pass is retried with a growing delay so KEDA installed later is picked up.
+        if retry == 0:
+            kopf.warn(body, reason="KEDANotInstalled", message=KEDA_MISSING)
+        raise kopf.TemporaryError(KEDA_MISSING, delay=_retry_delay(retry))
 
 
 def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:

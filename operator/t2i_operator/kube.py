@@ -48,6 +48,7 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
         "servicemonitors",
         True,
     ),
+    ("keda.sh/v1alpha1", "ScaledObject"): ("/apis/keda.sh/v1alpha1", "scaledobjects", True),
     (f"{API_GROUP}/{API_VERSION}", "Text2ImageService"): (
         f"/apis/{API_GROUP}/{API_VERSION}",
         PLURAL,
@@ -168,6 +169,18 @@ class Kube:
             if e.status == 404:
                 return None
             raise
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        """The API server serves `kind` (a CRD's group/version is installed), by discovery
+        (allowed to every authenticated client: no RBAC needed)."""
+        prefix, plural, _ = KINDS[(api_version, kind)]
+        try:
+            found = self.request("GET", prefix)
+        except ApiException as e:
+            if e.status in (404, 503):  # not installed / group known but not served yet
+                return False
+            raise
+        return any(r.get("name") == plural for r in found.get("resources") or [])
 
     def list(
         self, api_version: str, kind: str, namespace: str | None, selector: str

@@ -26,10 +26,14 @@ from t2i_operator.render import Credentials, Owner, render_all
 from t2i_operator.render.common import selector_string
 from t2i_operator.render.deployment import effective_threads, render_deployment
 from t2i_operator.render.hpa import render_hpa
+from t2i_operator.render.keda import API_VERSION as KEDA_API
+from t2i_operator.render.keda import KIND as SCALED_OBJECT
+from t2i_operator.render.keda import hpa_name as keda_hpa_name
+from t2i_operator.render.keda import render_scaled_object, without_keda
 from t2i_operator.render.pdb import pdb_wanted, render_pdb
 from t2i_operator.render.service import render_service
 from t2i_operator.render.storage import render_pvc
-from t2i_operator.status import Cond, Problem, compute_status, images_shared
+from t2i_operator.status import Cond, KedaView, Problem, compute_status, images_shared
 from t2i_operator.validate import SpecError, check
 
 CR_API_VERSION = f"{spec_mod.API_GROUP}/{spec_mod.API_VERSION}"
@@ -57,6 +61,7 @@ _node_fingerprints: dict[str, tuple] = {}
 @dataclass
 class Outcome:
     problem: Problem | None = None
+    keda_missing: bool = False  # QueueDepth mode without KEDA: re-check later (handlers.py)
     written: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     status_written: bool = False
@@ -201,20 +206,40 @@ def render_checked(
         return [], Problem("RenderFailed", f"the spec cannot be rendered: {type(e).__name__}: {e}")
 
 
+# --- KEDA (issue 19): detected on every pass that needs it, so installing it later is seen ------
+def keda_view(kube: Kube, spec: spec_mod.Spec | None, owner: Owner) -> KedaView | None:
+    """None unless the spec asks for KEDA; else whether KEDA is served, and our ScaledObject."""
+    if spec is None or not spec.autoscaling.keda:
+        return None
+    if not kube.serves(KEDA_API, SCALED_OBJECT):
+        return KedaView(installed=False)
+    so = kube.get(Ref(KEDA_API, SCALED_OBJECT, owner.name, owner.namespace))
+    return KedaView(installed=True, scaled_object=so)
+
+
+def runnable(spec: spec_mod.Spec, keda: KedaView | None) -> spec_mod.Spec:
+    """The spec to render: QueueDepth without KEDA runs the fixed spec.replicas meanwhile."""
+    return without_keda(spec) if keda is not None and not keda.installed else spec
+
+
 def refresh_status(
     kube: Kube,
     cr: dict[str, Any],
     spec: spec_mod.Spec | None,
     problem: Problem | None,
     fit: Cond | None = None,
+    keda: KedaView | None = None,
 ) -> bool:
     """Observe the children, compute the status, write it only if it changed."""
     owner = owner_of(cr)
     deployment = kube.get(Ref("apps/v1", "Deployment", owner.name, owner.namespace))
     pods = kube.list("v1", "Pod", owner.namespace, selector_string(owner))
+    if keda is None:
+        keda = keda_view(kube, spec, owner)
+    hpa_of = keda_hpa_name(owner) if keda is not None else owner.name
     hpa = (
-        kube.get(Ref("autoscaling/v2", "HorizontalPodAutoscaler", owner.name, owner.namespace))
-        if spec is not None and spec.autoscaling.enabled
+        kube.get(Ref("autoscaling/v2", "HorizontalPodAutoscaler", hpa_of, owner.namespace))
+        if spec is not None and runnable(spec, keda).autoscaling.enabled
         else None
     )
     previous = cr.get("status") or {}
@@ -230,6 +255,7 @@ def refresh_status(
         now=now(),
         capacity=fit,
         threads=effective_threads(spec) if spec is not None else 0,
+        keda=keda,
     )
     if all(previous.get(k) == v for k, v in status.items()):
         return False
@@ -255,12 +281,14 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         spec, outcome.problem = checked_spec(cr.get("spec"))
         desired: list[dict[str, Any]] = []
         service_monitors = monitoring.available()
+        keda = keda_view(kube, spec, owner)
+        outcome.keda_missing = keda is not None and not keda.installed
         if spec is not None:
             credentials, outcome.problem = read_inputs(kube, spec, namespace)
             outcome.problem = outcome.problem or image_storage_problem(kube, spec, namespace)
             if outcome.problem is None:
                 desired, outcome.problem = render_checked(
-                    spec, owner, credentials, service_monitors
+                    runnable(spec, keda), owner, credentials, service_monitors
                 )
         if spec is not None and outcome.problem is None:
             try:
@@ -272,7 +300,9 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
                     raise
         if spec is not None and outcome.problem is None:
             outcome.capacity = check_nodes(kube, spec, (namespace, name))
-        outcome.status_written = refresh_status(kube, cr, spec, outcome.problem, outcome.capacity)
+        outcome.status_written = refresh_status(
+            kube, cr, spec, outcome.problem, fit=outcome.capacity, keda=keda
+        )
         return outcome
 
 
@@ -338,12 +368,18 @@ def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] |
         "HorizontalPodAutoscaler": render_hpa,
         "PersistentVolumeClaim": render_pvc,
         "PodDisruptionBudget": render_pdb,
+        SCALED_OBJECT: render_scaled_object,
     }
     kind = (child or {}).get("kind", "")
     render = desired.get(kind)
+    spec = runnable(spec, keda_view(kube, spec, owner))
     if (
         (kind == "PersistentVolumeClaim" and spec.model.source != "OSS")
-        or (kind == "HorizontalPodAutoscaler" and not spec.autoscaling.enabled)
+        or (
+            kind == "HorizontalPodAutoscaler"
+            and (not spec.autoscaling.enabled or spec.autoscaling.keda)
+        )
+        or (kind == SCALED_OBJECT and not spec.autoscaling.keda)
         or (kind == "PodDisruptionBudget" and not pdb_wanted(spec))
     ):
         render = None  # not desired at all: the full pass prunes it

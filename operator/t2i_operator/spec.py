@@ -130,6 +130,30 @@ class Server:
     gracePeriodSeconds: int = 0  # 0 = derive from maxBatch and steps (render/deployment.py)
 
 
+# --- autoscaling modes (issue 19): CPU = the chart's HPA; QueueDepth = a KEDA ScaledObject ------
+AUTOSCALING_MODES = ("CPU", "QueueDepth")
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """KEDA Prometheus triggers on the server's own saturation signals."""
+
+    prometheusServerAddress: str = ""  # required in QueueDepth mode (CRD CEL rule)
+    targetPerReplica: int = 2  # queued images (t2i_queue_depth_images) per replica
+    inFlightPerReplica: int = 0  # 0 = off; else a second trigger on t2i_requests_in_flight
+    query: str = ""  # "" = sum of t2i_queue_depth_images over the Service's pods
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A KEDA cron trigger: at least `replicas` between `start` and `end` (cron, `timezone`)."""
+
+    start: str = "0 8 * * 1-5"
+    end: str = "0 18 * * 1-5"
+    timezone: str = "UTC"
+    replicas: int = 1
+
+
 @dataclass(frozen=True)
 class Autoscaling:
     enabled: bool = False
@@ -137,6 +161,15 @@ class Autoscaling:
     maxReplicas: int = 3
     targetCPUUtilizationPercentage: int | None = 80
     targetMemoryUtilizationPercentage: int | None = 90
+    mode: str = "CPU"
+    scaleDownStabilizationSeconds: int | None = None  # None = the autoscaler's default (300)
+    queueDepth: QueueDepth = field(default_factory=QueueDepth)
+    schedule: Schedule | None = None
+
+    @property
+    def keda(self) -> bool:
+        """Scaling belongs to a KEDA ScaledObject (when KEDA is installed)."""
+        return self.enabled and self.mode == "QueueDepth"
 
 
 # --- Pod-level knobs (issue 18 item 2): escape hatches platform teams need -----------------
@@ -388,13 +421,22 @@ def parse(raw: dict[str, Any] | None) -> Spec:
         affinity=dict(raw.get("affinity") or {}),
         securityContext=deep_merge(DEFAULT_SECURITY_CONTEXT, raw.get("securityContext") or {}),
         server=_pick(server_raw, Server),
-        autoscaling=_pick(raw.get("autoscaling"), Autoscaling),
+        autoscaling=_parse_autoscaling(raw.get("autoscaling")),
         pod=parse_pod(raw.get("pod")),
         container=parse_container(raw.get("container")),
         podDisruptionBudget=_pick(raw.get("podDisruptionBudget"), DisruptionBudget),
         size=size,
         imageStorage=parse_image_storage(raw.get("imageStorage")),
         monitoring=_pick(raw.get("monitoring"), Monitoring),
+    )
+
+
+def _parse_autoscaling(raw: dict[str, Any] | None) -> Autoscaling:
+    """The autoscaling block; its nested QueueDepth/Schedule objects (issue 19)."""
+    raw = raw or {}
+    schedule = _pick(raw["schedule"], Schedule) if raw.get("schedule") is not None else None
+    return _pick(
+        raw, Autoscaling, queueDepth=_pick(raw.get("queueDepth"), QueueDepth), schedule=schedule
     )
 
 

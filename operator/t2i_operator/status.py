@@ -228,6 +228,63 @@ def images_shared(spec: Spec) -> Cond:
     )
 
 
+# --- KEDA autoscaling (issue 19) -------------------------------------------------------------
+@dataclass(frozen=True)
+class KedaView:
+    """What the pass saw of KEDA: is the ScaledObject API served, and our ScaledObject."""
+
+    installed: bool
+    scaled_object: dict[str, Any] | None = None
+
+
+def keda_condition(spec: Spec, keda: KedaView) -> Cond:
+    """AutoscalerUnavailable: True when QueueDepth mode cannot scale (KEDA missing, or its
+    ScaledObject not Ready — e.g. Prometheus unreachable), with what runs meanwhile."""
+    if not keda.installed:
+        return Cond(
+            "True",
+            "KEDANotInstalled",
+            "spec.autoscaling.mode is QueueDepth but the cluster does not serve KEDA's "
+            "keda.sh/v1alpha1 ScaledObject: install KEDA; running spec.replicas "
+            f"({spec.replicas}) meanwhile",
+        )
+    so = _conditions_of(keda.scaled_object).get("Ready") or {}
+    if so.get("status") == "False":
+        return Cond(
+            "True",
+            "ScaledObjectNotReady",
+            f"KEDA ScaledObject {_name(keda.scaled_object)}: "
+            f"{so.get('reason') or ''} {so.get('message') or ''}".strip(),
+        )
+    return Cond("False", "KEDAScaling", f"KEDA ScaledObject {_name(keda.scaled_object)} scales")
+
+
+def _name(obj: dict[str, Any] | None) -> str:
+    return ((obj or {}).get("metadata") or {}).get("name", "?")
+
+
+def autoscaler_summary(spec: Spec | None, keda: KedaView | None, replicas: int) -> str:
+    """The printer column: who sets the replica count right now, and 'scaled to zero'."""
+    if spec is None or not spec.autoscaling.enabled:
+        return "Off"
+    if not spec.autoscaling.keda:
+        return "HPA"
+    if keda is None or not keda.installed:
+        return "KEDANotInstalled"
+    return "KEDA: scaled to zero" if replicas == 0 else "KEDA"
+
+
+def _scaled_to_zero_by_keda(keda: KedaView) -> Cond:
+    active = _conditions_of(keda.scaled_object).get("Active") or {}
+    why = active.get("message") or "no trigger is active"
+    return Cond(
+        "False",
+        "ScaledToZero",
+        f"scaled to zero by KEDA ScaledObject {_name(keda.scaled_object)}: {why} (the queue is "
+        "empty and no schedule window is open); the first trigger to fire scales it up again",
+    )
+
+
 # Fields that describe the APPLIED spec: kept from the last applied generation while a newer
 # one cannot be applied (a problem), so status never reports a spec that is not running.
 APPLIED_FIELDS = ("observedGeneration", "url", "pool", "modelSource", "size", "sizing")
@@ -275,6 +332,7 @@ def compute_status(
     now: str,
     capacity: Cond | None = None,
     threads: int = 0,
+    keda: KedaView | None = None,
 ) -> dict[str, Any]:
     """The full status object to store (via the status subresource).
 
@@ -296,6 +354,11 @@ def compute_status(
             f"{ready.message}; autoscaled by HPA {hpa['metadata']['name']} "
             f"(desired {hstatus.get('desiredReplicas', '?')})",
         )
+    keda_conds: dict[str, Cond] = {}
+    if problem is None and spec is not None and spec.autoscaling.keda and keda is not None:
+        keda_conds["AutoscalerUnavailable"] = keda_condition(spec, keda)
+        if ready.reason == "ScaledToZero" and keda.installed:
+            ready = _scaled_to_zero_by_keda(keda)
     dstatus = (deployment or {}).get("status") or {}
     if problem is None and spec is not None:
         applied = {
@@ -314,6 +377,9 @@ def compute_status(
         "readyReplicas": dstatus.get("readyReplicas", 0),
         "selector": selector_string(owner),
         "nodes": running_nodes(pods),
+        "autoscaler": autoscaler_summary(
+            spec, keda, ((deployment or {}).get("spec") or {}).get("replicas", 1)
+        ),
         "conditions": merge_conditions(
             attestation.with_attestation(
                 {
@@ -322,6 +388,7 @@ def compute_status(
                     "Degraded": degraded,
                     **_nodes_fit(capacity, previous),
                     **({IMAGES_SHARED: images_shared(spec)} if spec is not None else {}),
+                    **keda_conds,
                 },
                 previous.get("conditions"),
                 spec.placement.pool if spec is not None else previous.get("pool", ""),

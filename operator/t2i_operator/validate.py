@@ -166,6 +166,23 @@ def _check_image_storage(spec: Spec) -> None:
         )
 
 
+def _check_autoscaling(spec: Spec) -> None:
+    """The schema's autoscaling CEL rules again (issue 19), for objects stored before them."""
+    auto = spec.autoscaling
+    if not auto.enabled:
+        return
+    if auto.mode == "QueueDepth" and not auto.queueDepth.prometheusServerAddress:
+        raise SpecError(
+            "spec.autoscaling.queueDepth.prometheusServerAddress is required when "
+            "spec.autoscaling.mode is QueueDepth"
+        )
+    if auto.mode != "QueueDepth" and (auto.minReplicas == 0 or auto.schedule is not None):
+        raise SpecError(
+            "spec.autoscaling.minReplicas: 0 and spec.autoscaling.schedule need "
+            "spec.autoscaling.mode: QueueDepth (KEDA); an HPA cannot scale to zero"
+        )
+
+
 def check(spec: Spec) -> None:
     """Raise SpecError naming the first field the renderer cannot use."""
     _check_env(spec)
@@ -173,6 +190,7 @@ def check(spec: Spec) -> None:
     _check_pod(spec)
     _check_model(spec)
     _check_image_storage(spec)
+    _check_autoscaling(spec)
     _check_resources(spec.resources)
     _check_affinity(spec.affinity)
     for i, toleration in enumerate(spec.tolerations):

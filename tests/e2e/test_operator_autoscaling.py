@@ -4,11 +4,20 @@ off → the HPA is gone and spec.replicas applies again."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import condition, t2i, wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+def deployment_with_managers(kubectl, name: str, ns: str) -> dict:
+    """kubectl hides managedFields unless asked."""
+    return json.loads(
+        kubectl("get", "deployment", name, "-n", ns, "-o", "json", "--show-managed-fields")
+    )
 
 
 def replicas_owners(dep: dict) -> set[str]:
@@ -25,6 +34,8 @@ def test_autoscaling_on_then_off(kubectl, ns):
         lambda: condition(kubectl.get("t2i", "sd", ns), "Ready").get("status") == "True",
         "Ready",
     )
+    # without autoscaling the operator's apply owns spec.replicas (what must change below)
+    assert "t2i-operator" in replicas_owners(deployment_with_managers(kubectl, "sd", ns))
     auto = {"enabled": True, "minReplicas": 1, "maxReplicas": 4}
     kubectl.apply(t2i("sd", ns, replicas=2, autoscaling=auto))
     hpa = wait_for(lambda: kubectl.get("hpa", "sd", ns), "the HPA")
@@ -33,7 +44,7 @@ def test_autoscaling_on_then_off(kubectl, ns):
     assert hpa["metadata"]["ownerReferences"][0]["kind"] == "Text2ImageService"
     dep = wait_for(
         lambda: (
-            (d := kubectl.get("deployment", "sd", ns))
+            (d := deployment_with_managers(kubectl, "sd", ns))
             and "t2i-operator" not in replicas_owners(d)
             and d
         ),

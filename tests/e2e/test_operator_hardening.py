@@ -343,7 +343,7 @@ def _big_but_valid_scheduling() -> dict:
     }
     soft = [{"weight": 1, "podAffinityTerm": pod_term}] * 2
     return {
-        "tolerations": [{"key": key[:-3] + f"{i:03d}", "operator": "Exists"} for i in range(32)],
+        "tolerations": [{"key": key[:-3] + f"{i:03d}", "operator": "Exists"} for i in range(16)],
         "affinity": {
             "nodeAffinity": {
                 "preferredDuringSchedulingIgnoredDuringExecution": [
@@ -393,7 +393,7 @@ def test_large_spec_and_annotations_neither_block_handling_nor_deletion(kubectl,
             f"spec.affinity.nodeAffinity.{REQUIRED}.nodeSelectorTerms",
         ),
         (
-            {"tolerations": [{"key": "k", "operator": "Exists"}] * 33},
+            {"tolerations": [{"key": "k", "operator": "Exists"}] * 17},
             "spec.tolerations",
         ),
         (

@@ -113,7 +113,7 @@ def test_subresources_printer_columns_and_conditions():
     }
     assert "status" in VERSION["subresources"]
     shown = [c["name"] for c in VERSION["additionalPrinterColumns"] if not c.get("priority")]
-    assert shown == ["Ready", "Replicas", "Pool", "Model", "URL", "Age"]
+    assert shown == ["Ready", "Replicas", "Pool", "Model", "URL", "Autoscaler", "Age"]
     conditions = SCHEMA["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]

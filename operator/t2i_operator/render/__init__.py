@@ -12,6 +12,7 @@ from typing import Any
 from t2i_operator.render.common import Credentials, Owner
 from t2i_operator.render.deployment import render_deployment
 from t2i_operator.render.hpa import render_hpa
+from t2i_operator.render.keda import render_scaled_object
 from t2i_operator.render.monitoring import render_service_monitor, wants_service_monitor
 from t2i_operator.render.pdb import pdb_wanted, render_pdb
 from t2i_operator.render.service import render_service
@@ -36,7 +37,9 @@ def render_all(
         out.extend(render_oss_storage(spec, owner, credentials))
     out.append(render_deployment(spec, owner))
     out.append(render_service(spec, owner))
-    if spec.autoscaling.enabled:
+    if spec.autoscaling.keda:
+        out.append(render_scaled_object(spec, owner))  # KEDA makes (and owns) the HPA
+    elif spec.autoscaling.enabled:
         out.append(render_hpa(spec, owner))
     if pdb_wanted(spec):
         out.append(render_pdb(spec, owner))

@@ -32,6 +32,9 @@ def render_hpa(spec: Spec, owner: Owner) -> dict[str, Any]:
     }
     if metrics:
         body["metrics"] = metrics
+    if auto.scaleDownStabilizationSeconds is not None:
+        window = auto.scaleDownStabilizationSeconds
+        body["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": window}}
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
