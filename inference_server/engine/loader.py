@@ -11,11 +11,9 @@ from pathlib import Path
 
 import torch
 
+from inference_server.engine.interface import ModelLoadError
+
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
-
-
-class ModelLoadError(RuntimeError):
-    """The model directory is missing, incomplete or corrupt (a message, not a traceback)."""
 
 
 def check_model_dir(model_dir: Path) -> None:

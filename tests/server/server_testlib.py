@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from inference_server.app import create_app
 from inference_server.config import ServerConfig
-from inference_server.engine.pipeline import BatchRequest, DiffusersEngine
+from inference_server.engine.interface import BatchRequest
+from inference_server.engine.pipeline import DiffusersEngine
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,42 @@
+"""What the batcher and the HTTP layer know of an engine, without importing torch.
+
+``BatchRequest`` (one forward pass), ``ModelLoadError`` (the model directory is unusable) and the
+``Engine`` protocol the real diffusers engine (engine.pipeline) and the test engines satisfy.
+Importing this module costs nothing: ``import inference_server.app`` stays free of torch, which
+the layer contracts in .importlinter enforce.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, incomplete or corrupt (a message, not a traceback)."""
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One forward pass: every image shares size, steps and guidance; prompts and seeds vary."""
+
+    prompts: list[str]
+    negative_prompts: list[str]
+    seeds: list[int]
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+
+
+class Engine(Protocol):
+    """Loads once (``ready`` is set when done), then generates one batch at a time."""
+
+    ready: threading.Event
+
+    def load(self) -> None:
+        """Load and warm the model; raise ModelLoadError naming what is wrong with it."""
+
+    def generate(self, batch: BatchRequest) -> list[Any]:
+        """One pipeline call: one PIL image per prompt, in order."""
