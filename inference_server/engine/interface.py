@@ -1,7 +1,8 @@
 """What the batcher and the HTTP layer know of an engine, without importing torch.
 
-``BatchRequest`` (one forward pass), ``ModelLoadError`` (the model directory is unusable) and the
-``Engine`` protocol the real diffusers engine (engine.pipeline) and the test engines satisfy.
+``BACKENDS`` (the names ``--backend`` accepts), ``BatchRequest`` (one forward pass),
+``ModelLoadError`` (the model directory is unusable) and the ``Engine`` protocol the real
+diffusers engine (engine.pipeline) and the test engines satisfy.
 Importing this module costs nothing: ``import inference_server.app`` stays free of torch, which
 the layer contracts in .importlinter enforce.
 """
@@ -11,6 +12,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+# The backend names the server accepts (--backend); "auto" resolves to the measured default
+# (engine.backends.resolve_backend). The operator's spec.BACKENDS and the CRD's enum list the
+# same names in the same order (tests/unit/test_server_args.py, test_crd_and_install.py).
+BACKENDS = ("auto", "eager", "packed", "compile", "int8", "ipex")
 
 
 class ModelLoadError(RuntimeError):
