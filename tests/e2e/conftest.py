@@ -24,8 +24,15 @@ Fixtures:
   rbac_kubeconfig     Path to a kubeconfig whose only credential is a TokenRequest token of
                       ServiceAccount t2i-system/t2i-operator after applying deploy/namespace.yaml
                       and deploy/rbac.yaml — i.e. exactly the shipped RBAC, nothing else (session)
-The operator process fixture (`operator`, one process per session, killable/restartable) lives in
-operator_fixtures.py; `helpers.wait_for(predicate, what, timeout)` polls with a deadline.
+  kubectl             the same runner as `kube` (the operator tests' name)
+  audit_log           the API server's audit log (Path) or None
+  operator            the operator as a separate process under the shipped RBAC, one for the
+                      session (killable/restartable: OperatorProcess in hack/support.py)
+  ns                  like `namespace`, with the operator running; its CRs are deleted first
+                      (while the operator runs to release its finalizer)
+All fixtures live here; operator_fixtures.py only re-exports the operator ones for test modules
+that still import them. `wait_for(check, what, timeout)` and `Kubectl.wait_ready(name, ns,
+generation)` (status conditions, never log wording) come from hack/support.py.
 On a failing test the tail of every control-plane log is printed.
 """
 
@@ -40,7 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from operator_harness import Kubectl, install_crd_and_rbac, operator_kubeconfig, unique
+from operator_harness import (
+    Kubectl,
+    OperatorProcess,
+    install_crd_and_rbac,
+    operator_kubeconfig,
+    unique,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
@@ -108,6 +121,54 @@ def crd_installed(kube: Kubectl) -> None:
 def rbac_kubeconfig(kube: Kubectl, tmp_path_factory) -> Path:
     install_crd_and_rbac(kube)
     return operator_kubeconfig(kube, tmp_path_factory.mktemp("rbac") / "operator.kubeconfig")
+
+
+@pytest.fixture(scope="session")
+def kubectl(kube: Kubectl) -> Kubectl:
+    return kube
+
+
+@pytest.fixture(scope="session")
+def audit_log(cluster) -> Path | None:
+    audit = getattr(cluster, "audit_log", None)
+    return Path(audit) if audit else None
+
+
+# Modules that still import the operator fixtures (operator_fixtures.py) get a definition of
+# their own, and a session fixture would then start one operator per such module, all running
+# at once. One process for the whole session: later definitions reuse the first one's.
+_SESSION: dict[str, OperatorProcess] = {}
+
+
+@pytest.fixture(scope="session")
+def operator(kubectl: Kubectl, tmp_path_factory) -> Iterator[OperatorProcess]:
+    if "operator" in _SESSION:
+        yield _SESSION["operator"]
+        return
+    workdir = tmp_path_factory.mktemp("operator")
+    install_crd_and_rbac(kubectl)
+    op = OperatorProcess(
+        kubeconfig=operator_kubeconfig(kubectl, workdir / "operator.kubeconfig"),
+        log_path=workdir / "operator.log",
+    )
+    op.start()
+    _SESSION["operator"] = op
+    try:
+        yield op
+    finally:
+        op.stop()
+        del _SESSION["operator"]
+        print(f"operator log: {op.log_path}")
+
+
+@pytest.fixture
+def ns(kubectl: Kubectl, operator: OperatorProcess, namespace: str) -> Iterator[str]:
+    """`namespace` with the operator running. Its CRs are deleted first, while the operator
+    runs to release its finalizer; then `namespace` deletes the namespace."""
+    yield namespace
+    kubectl.run(
+        "delete", "t2i", "--all", "-n", namespace, "--wait=true", "--timeout=60s", check=False
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
