@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from inference_server.api import attestation, openai, ops, playground, seed
+from inference_server.api import attestation, openai, ops, playground, tutorial
 from inference_server.api.errors import ApiError
 from inference_server.batcher import Batcher
 from inference_server.config import ServerConfig
@@ -123,7 +123,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["t2i"] = runtime
-    for module in (seed, openai, ops, attestation):
+    for module in (tutorial, openai, ops, attestation):
         app.register_blueprint(module.blueprint)
     if config.ui:
         app.register_blueprint(playground.blueprint)

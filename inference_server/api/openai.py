@@ -8,8 +8,8 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from inference_server.api.run_generation import run_generation
 from inference_server.api.schema import openai_request, parse_json_body
-from inference_server.api.service import run_generation
 from inference_server.api.urls import base_url
 
 blueprint = Blueprint("openai", __name__)

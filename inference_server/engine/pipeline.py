@@ -59,7 +59,7 @@ class DiffusersEngine:
         backend = resolve_backend(self.config.backend)
         allocator = active_allocator()
         if allocator == "glibc":
-            log.warning("malloc is glibc's: ~1.2x slower per image than tcmalloc; set %s",
+            log.warning("malloc is glibc's: slower per image than tcmalloc; set %s",
                         TCMALLOC_HINT)  # fmt: skip
         pipe = load_pipeline(self.config.model_dir, dtype)
         self.pipe = prepare_pipeline(
