@@ -1,5 +1,5 @@
 # The two commands a newcomer needs are `make demo` and `make test`; see README.md.
-.PHONY: demo test lint format cluster-up cluster-down bench
+.PHONY: demo test lint cluster-up cluster-down
 
 demo:            ## Local control plane + operator + example Text2ImageService + a generated PNG
 	bash hack/demo.sh  # REAL=1: real containers on a real kubelet node (root; docs/real-node.md)

@@ -25,17 +25,20 @@ sys.path[:0] = [str(ROOT), str(ROOT / "operator"), str(ROOT / "hack" / "cluster"
 import localcluster  # noqa: E402
 import urllib3  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
+from t2i_operator.spec import API_GROUP as GROUP  # noqa: E402
+from t2i_operator.spec import API_VERSION as VERSION  # noqa: E402
+from t2i_operator.spec import KIND, PLURAL  # noqa: E402
 
-from tests.e2e.operator_harness import (  # noqa: E402
+from hack.support import (  # noqa: E402
     Kubectl,
     OperatorProcess,
     audit_events,
     install_crd_and_rbac,
+    is_ready,
     mutating_requests,
     operator_kubeconfig,
 )
 
-GROUP, VERSION, PLURAL = "t2i.dev", "v1alpha1", "text2imageservices"
 # Extra fake g8i nodes so 550 single-replica pods fit (the stock 4 nodes hold 110 pods each).
 EXTRA_NODES = 4
 
@@ -44,7 +47,7 @@ def body(name: str) -> dict:
     """The smallest valid CR: one replica with small requests so many fit on a fake node."""
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Text2ImageService",
+        "kind": KIND,
         "metadata": {"name": name},
         "spec": {
             "replicas": 1,
@@ -55,11 +58,6 @@ def body(name: str) -> dict:
             },
         },
     }
-
-
-def is_ready(obj: dict) -> bool:
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
 class ReadyWatch:

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from inference_server.api import attestation, openai, ops, playground, seed
+from inference_server.api import attestation, openai, ops, playground, tutorial
 from inference_server.api.errors import ApiError
 from inference_server.batcher import Batcher
 from inference_server.config import ServerConfig
-from inference_server.engine.loader import ModelLoadError
+from inference_server.engine.interface import Engine, ModelLoadError
 from inference_server.metrics import Metrics
 from inference_server.store import ImageStore
 
@@ -26,7 +26,7 @@ class Runtime:
     """What the routes need. The engine loads in the background; routes never block on it."""
 
     config: ServerConfig
-    engine: object
+    engine: Engine
     batcher: Batcher
     store: ImageStore
     metrics: Metrics
@@ -103,7 +103,7 @@ def _route_name() -> str:
     return "unmatched"
 
 
-def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
+def create_app(config: ServerConfig | None = None, engine: Engine | None = None) -> Flask:
     config = config or ServerConfig()
     if engine is None:
         raise ValueError("create_app needs an engine (see inference_server.cli)")
@@ -123,7 +123,7 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["t2i"] = runtime
-    for module in (seed, openai, ops, attestation):
+    for module in (tutorial, openai, ops, attestation):
         app.register_blueprint(module.blueprint)
     if config.ui:
         app.register_blueprint(playground.blueprint)

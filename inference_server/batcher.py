@@ -15,7 +15,7 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
-from inference_server.engine.pipeline import BatchRequest
+from inference_server.engine.interface import BatchRequest, Engine
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class CallResult:
 class Batcher:
     """Accepts calls (all-or-nothing per request), runs them on one thread, in merged batches."""
 
-    def __init__(self, engine, max_batch: int = 4, max_queue: int = 64, metrics=None) -> None:
+    def __init__(
+        self, engine: Engine, max_batch: int = 4, max_queue: int = 64, metrics=None
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.max_queue = max_queue

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from inference_server.config import ServerConfig
+from inference_server.engine.interface import BACKENDS
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -81,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     _add(parser, "--max-batch", defaults.max_batch, "images per merged pipeline call", type=int)
     _add(parser, "--max-queue", defaults.max_queue, "images waiting before 429", type=int)
-    _add(parser, "--backend", "auto", "auto | eager | packed | compile | ipex | int8")
+    _add(parser, "--backend", "auto", " | ".join(BACKENDS), choices=BACKENDS)
     _add(parser, "--dtype", "auto", "auto | bf16 | fp32", choices=["auto", "bf16", "fp32"])
     _add(parser, "--threads", 0, "torch threads; 0 = from the cgroup CPU limit", type=int)
     _add(parser, "--warmup-sizes", "512x512", "comma-separated sizes warmed before /readyz")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -27,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for hack.support
 import realnode
+
+from hack import support
+from hack.support import free_port
 
 CACHE = Path(os.environ.get("T2I_CACHE", Path.home() / ".cache" / "t2i-operator"))
 HERE = Path(__file__).resolve().parent
@@ -56,25 +59,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] cluster: {msg}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
-    """Poll `pred` until truthy; raise TimeoutError naming `what` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = pred()
-            if last:
-                return last
-        except Exception as e:
-            last = e
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    """hack.support.wait_for in this module's argument order; an exception counts as "not
+    yet" (a server that is still starting refuses connections)."""
+    return support.wait_for(pred, what, timeout, interval, ignore=(Exception,))
 
 
 def build_binaries(kubelet: bool = False) -> Path:

@@ -1,1 +1,1 @@
-"""HTTP surfaces: the tutorial's seed API, the OpenAI Images API, and operations routes."""
+"""HTTP surfaces: the tutorial API (api/tutorial.py), the OpenAI Images API, operations routes."""

@@ -9,8 +9,8 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
+from inference_server.api.run_generation import run_generation
 from inference_server.api.schema import model_not_found, openai_request, parse_json_body
-from inference_server.api.service import run_generation
 from inference_server.api.urls import base_url
 from inference_server.config import ServerConfig, served_model_ids
 

@@ -331,7 +331,7 @@ def _fits_queue(name: str, images: int, config: ServerConfig) -> None:
         )
 
 
-def seed_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, str]:
+def tutorial_request(body: dict, config: ServerConfig) -> tuple[GenerationParams, str]:
     """The tutorial's ``POST /api/text2image`` body → params and the size label."""
     values = parse_fields(SEED_FIELDS, body, config)
     number, batch = values["number"], values["batch"]

@@ -1,7 +1,7 @@
 """What the playground shows about this server: model, backend, CPU, queue depth, limits.
 
 Deliberately public and small: no paths, no environment, no request data — only what a client
-may know anyway (the model name is in every seed API response) plus the machine it runs on.
+may know anyway (the model name is in every tutorial API response) plus the machine it runs on.
 """
 
 from __future__ import annotations

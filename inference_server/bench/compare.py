@@ -4,8 +4,8 @@ Each configuration runs in its own worker process, so each has its own memory an
 another interpreter (``ipex@/path/to/python`` runs the tutorial's IPEX recipe in its own venv).
 Interleaving spreads the noise of a shared or thermally varying CPU evenly over both sides; the
 ratio is reported per pair, with its median and range, not just as a ratio of means. The worker
-not being timed is paused (SIGSTOP): an idle worker's OpenMP threads may still spin (measured:
-eager 11.3 s/image beside an idle IPEX worker, 7.3 s beside an idle compile worker).
+not being timed is paused (SIGSTOP): an idle worker's OpenMP threads may still spin and slow
+the timed side (BENCHMARKS.md, "Earlier rows (second session)").
 """
 
 from __future__ import annotations

@@ -13,17 +13,30 @@ import torch
 
 from inference_server.cpu import ISA_FLAGS, cpu_info
 
-__all__ = ["ISA_FLAGS", "cpu_info", "int8_matmul_peak_tops", "matmul_peak_tflops", "peak_rss_gb"]
+__all__ = [
+    "ISA_FLAGS",
+    "best_seconds",
+    "cpu_info",
+    "int8_matmul_peak_tops",
+    "matmul_peak_tflops",
+    "peak_rss_gb",
+]
 
 
-def _best_rate(run, work: float, repeat: int) -> float:
-    run()  # first call: allocation, oneDNN primitive creation, AMX tile config
+def best_seconds(run, repeat: int = 3) -> float:
+    """The fastest of ``repeat`` timed calls, after one untimed call (allocation, oneDNN
+    primitive creation, AMX tile configuration)."""
+    run()
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - start)
-    return work / best / 1e12
+    return best
+
+
+def _best_rate(run, work: float, repeat: int) -> float:
+    return work / best_seconds(run, repeat) / 1e12
 
 
 def matmul_peak_tflops(sizes=(2048, 4096), repeat: int = 3) -> float:

@@ -11,26 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
-from inference_server.bench.machine import cpu_info, matmul_peak_tflops
+from inference_server.bench.machine import best_seconds, cpu_info, matmul_peak_tflops
 
 # (rows, in, out): SDXL UNet linears at 512x512, batch 1 — the 1280-channel blocks' attention
 # projections, GEGLU halves and feed-forward output, and the 640-channel blocks' GEGLU half
 UNET_GEMMS = ((256, 1280, 1280), (256, 1280, 5120), (256, 5120, 1280), (1024, 640, 2560))
 COLD_BYTES = 768 * 2**20  # distinct weights per cold pass: far beyond any last-level cache
-
-
-def best_seconds(run, repeat: int = 3) -> float:
-    run()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def gemm_rates(rows: int, inputs: int, outputs: int) -> dict:

@@ -1,8 +1,8 @@
 """Which malloc the process runs with: a per-image cost lever, not a detail.
 
-Measured (BENCHMARKS.md, interleaved, same CPU): eager bf16 at 512x512 is 1.20x faster per image
-with tcmalloc preloaded than with glibc malloc, whose large activation buffers (above its mmap
-threshold) are mapped, page-faulted and zeroed again on every call; jemalloc was 0.88x. The
+With glibc malloc, large activation buffers (above its mmap threshold) are mapped, page-faulted
+and zeroed again on every call; tcmalloc keeps them, and is measurably faster per image, jemalloc
+slower (BENCHMARKS.md, "Third session": the interleaved allocator pairs, with their CPU). The
 server image preloads tcmalloc; anywhere else the server says so at start-up.
 """
 

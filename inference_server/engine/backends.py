@@ -5,7 +5,8 @@ Interface shared by the server engine and the benchmark CLI (owned by the perfor
 - ``resolve_dtype(requested)`` → torch dtype ("auto" = bf16 where the CPU has bf16 instructions).
 - ``prepare_pipeline(pipe, backend, dtype, sizes, batches)`` → the pipeline, optimised in place
   for ``backend``; ``sizes`` x ``batches`` are the shapes it will serve (int8 calibrates on them).
-- ``BACKENDS`` lists the accepted names; ``"auto"`` resolves to the measured default.
+- ``BACKENDS`` (defined torch-free in engine.interface) lists the accepted names; ``"auto"``
+  resolves to the measured default.
 - ``missing_requirement(backend)`` → why this environment cannot run it (None if it can).
 """
 
@@ -16,9 +17,9 @@ import logging
 
 import torch
 
-log = logging.getLogger(__name__)
+from inference_server.engine.interface import BACKENDS
 
-BACKENDS = ("auto", "eager", "packed", "compile", "ipex", "int8")
+log = logging.getLogger(__name__)
 
 
 def cpu_has_fast_bf16() -> bool:

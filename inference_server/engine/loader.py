@@ -11,11 +11,9 @@ from pathlib import Path
 
 import torch
 
+from inference_server.engine.interface import ModelLoadError
+
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
-
-
-class ModelLoadError(RuntimeError):
-    """The model directory is missing, incomplete or corrupt (a message, not a traceback)."""
 
 
 def check_model_dir(model_dir: Path) -> None:
@@ -91,13 +89,13 @@ def materialize_weights(pipe) -> None:
 
     diffusers and transformers keep bf16 weights as views of the mmapped checkpoint (RssFile).
     Those clean file pages are the first thing the kernel evicts under memory pressure, and
-    every step then re-reads them from disk (or from the network, on an OSS FUSE mount):
-    measured here, eager went from 7.3 to 11.0 s per image when another process took 10 GB.
-    Anonymous memory is charged to the pod like the rest and cannot be silently dropped.
-    Each tensor's file pages are dropped from this process as soon as it is copied: the
-    mapping lives until a component's last view is gone, and counting a 5 GB UNet twice put
-    the peak RSS at 12.0 GB (8.7 GB steady). diffusers' ``disable_mmap`` is no better: it
-    reads a whole file into one buffer first (10.5 GB peak)."""
+    every step then re-reads them from disk (or from the network, on an OSS FUSE mount), which
+    made eager markedly slower per image once another process took memory. Anonymous memory
+    is charged to the pod like the rest and cannot be silently dropped. Each tensor's file
+    pages are dropped from this process as soon as it is copied: the mapping lives until a
+    component's last view is gone, which otherwise counts the UNet twice in the peak RSS.
+    diffusers' ``disable_mmap`` is no better: it reads a whole file into one buffer first.
+    Figures: BENCHMARKS.md, "Earlier rows (second session)", the loader problem and its table."""
     checkpoint_maps = mapped_file_ranges(".safetensors")
     for module in pipe.components.values():
         if not isinstance(module, torch.nn.Module):

@@ -4,9 +4,10 @@ A plain ``nn.Linear``/``nn.Conv2d`` hands oneDNN a weight in PyTorch's layout, w
 reorders into its blocked (AMX/AVX-512) layout on every call. Reordering once and calling the
 packed kernels (``torch.ops.mkldnn._linear_pointwise``/``_convolution_pointwise``, the ops
 inductor emits when it freezes a graph with ``cpp.weight_prepack``) gives compile's main gain
-without compiling: measured 1.3-2.4x per UNet GEMM and 1.2-1.8x per UNet convolution at 512x512,
-identical outputs, start-up in seconds instead of compile's ~100 s on every restart (inductor
-cannot cache graphs holding packed weights). What IPEX's ``optimize`` does, in upstream PyTorch.
+without compiling, with identical outputs and start-up in seconds instead of compile's minutes on
+every restart (inductor cannot cache graphs holding packed weights); figures in BENCHMARKS.md,
+"Current default" (the weight-traffic row) and "Default backend: packed". What IPEX's
+``optimize`` does, in upstream PyTorch.
 
 Each weight is packed on the module's first call, for the shape it actually sees (the engine's
 warm-up); other shapes still run correctly on the packed weight. The original weight is then

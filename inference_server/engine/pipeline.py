@@ -12,6 +12,7 @@ import torch
 
 from inference_server.engine.allocator import TCMALLOC_HINT, active_allocator
 from inference_server.engine.backends import prepare_pipeline, resolve_backend, resolve_dtype
+from inference_server.engine.interface import BatchRequest
 from inference_server.engine.loader import load_pipeline
 from inference_server.engine.threads import default_thread_count
 
@@ -40,19 +41,6 @@ def warmup_batches(backend: str, max_batch: int) -> tuple[int, ...]:
     return (1,)
 
 
-@dataclass(frozen=True)
-class BatchRequest:
-    """One forward pass: every image shares size, steps and guidance; prompts and seeds vary."""
-
-    prompts: list[str]
-    negative_prompts: list[str]
-    seeds: list[int]
-    width: int
-    height: int
-    steps: int
-    guidance_scale: float
-
-
 class DiffusersEngine:
     """Loads, prepares and warms the pipeline; ``generate`` must be called from one thread."""
 
@@ -60,8 +48,6 @@ class DiffusersEngine:
         self.config = config
         self.pipe = None
         self.ready = threading.Event()
-        self.batches_run = 0
-        self.largest_batch = 0
         # What the status endpoint shows once loaded (the resolved backend, not "auto").
         self.description: dict[str, object] = {}
 
@@ -73,7 +59,7 @@ class DiffusersEngine:
         backend = resolve_backend(self.config.backend)
         allocator = active_allocator()
         if allocator == "glibc":
-            log.warning("malloc is glibc's: ~1.2x slower per image than tcmalloc; set %s",
+            log.warning("malloc is glibc's: slower per image than tcmalloc; set %s",
                         TCMALLOC_HINT)  # fmt: skip
         pipe = load_pipeline(self.config.model_dir, dtype)
         self.pipe = prepare_pipeline(
@@ -87,8 +73,6 @@ class DiffusersEngine:
             for size in self.config.warmup_batches:
                 prompts, seeds = ["warm-up"] * size, list(range(size))
                 self.generate(BatchRequest(prompts, [""] * size, seeds, width, height, 1, 0.0))
-        self.batches_run = 0
-        self.largest_batch = 0
         self.description = {
             "backend": backend,
             "dtype": str(dtype).removeprefix("torch."),
@@ -120,13 +104,4 @@ class DiffusersEngine:
                 height=batch.height,
                 generator=generators,
             ).images
-        self.batches_run += 1
-        self.largest_batch = max(self.largest_batch, len(batch.prompts))
         return images
-
-
-def timed(function, *args):
-    """Call ``function`` and return (result, seconds)."""
-    start = time.perf_counter()
-    result = function(*args)
-    return result, time.perf_counter() - start

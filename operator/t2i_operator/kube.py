@@ -32,7 +32,6 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
     ("v1", "Secret"): ("/api/v1", "secrets", True),
     ("v1", "Service"): ("/api/v1", "services", True),
     ("v1", "Pod"): ("/api/v1", "pods", True),
-    ("v1", "Event"): ("/api/v1", "events", True),
     ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims", True),
     ("v1", "PersistentVolume"): ("/api/v1", "persistentvolumes", False),
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments", True),

@@ -24,8 +24,15 @@ Fixtures:
   rbac_kubeconfig     Path to a kubeconfig whose only credential is a TokenRequest token of
                       ServiceAccount t2i-system/t2i-operator after applying deploy/namespace.yaml
                       and deploy/rbac.yaml — i.e. exactly the shipped RBAC, nothing else (session)
-The operator process fixture (`operator`, one process per session, killable/restartable) lives in
-operator_fixtures.py; `helpers.wait_for(predicate, what, timeout)` polls with a deadline.
+  kubectl             the same runner as `kube` (the operator tests' name)
+  audit_log           the API server's audit log (Path) or None
+  operator            the operator as a separate process under the shipped RBAC, one for the
+                      session (killable/restartable: OperatorProcess in hack/support.py)
+  ns                  like `namespace`, with the operator running; its CRs are deleted first
+                      (while the operator runs to release its finalizer)
+All fixtures live here (pytest hands them to every test module in this directory).
+`wait_for(check, what, timeout)` and `Kubectl.wait_ready(name, ns, generation)` (status
+conditions, never log wording) come from hack/support.py.
 On a failing test the tail of every control-plane log is printed.
 """
 
@@ -42,6 +49,7 @@ from pathlib import Path
 import pytest
 from operator_harness import (
     Kubectl,
+    OperatorProcess,
     install_crd_and_rbac,
     operator_kubeconfig,
     unique,
@@ -114,6 +122,43 @@ def crd_installed(kube: Kubectl) -> None:
 def rbac_kubeconfig(kube: Kubectl, tmp_path_factory) -> Path:
     install_crd_and_rbac(kube)
     return operator_kubeconfig(kube, tmp_path_factory.mktemp("rbac") / "operator.kubeconfig")
+
+
+@pytest.fixture(scope="session")
+def kubectl(kube: Kubectl) -> Kubectl:
+    return kube
+
+
+@pytest.fixture(scope="session")
+def audit_log(cluster) -> Path | None:
+    audit = getattr(cluster, "audit_log", None)
+    return Path(audit) if audit else None
+
+
+@pytest.fixture(scope="session")
+def operator(kubectl: Kubectl, tmp_path_factory) -> Iterator[OperatorProcess]:
+    workdir = tmp_path_factory.mktemp("operator")
+    install_crd_and_rbac(kubectl)
+    op = OperatorProcess(
+        kubeconfig=operator_kubeconfig(kubectl, workdir / "operator.kubeconfig"),
+        log_path=workdir / "operator.log",
+    )
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(f"operator log: {op.log_path}")
+
+
+@pytest.fixture
+def ns(kubectl: Kubectl, operator: OperatorProcess, namespace: str) -> Iterator[str]:
+    """`namespace` with the operator running. Its CRs are deleted first, while the operator
+    runs to release its finalizer; then `namespace` deletes the namespace."""
+    yield namespace
+    kubectl.run(
+        "delete", "t2i", "--all", "-n", namespace, "--wait=true", "--timeout=60s", check=False
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Attested on a TDX service: the operator asks a real t2i-server (tiny pipeline, quotes from
 the configfs-tsm-like tree of tests/server/tsm_fixture.py) for evidence and checks its binding.
 
@@ -9,7 +8,6 @@ T2I_ATTESTATION_URL_OVERRIDE pointing every pod's request at that local server.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
-from operator_harness import condition, t2i, wait_for
+from operator_harness import condition, free_port, t2i, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from tsm_fixture import ConfigfsTsm  # stdlib only: no torch in this process
@@ -35,12 +32,6 @@ MAKE_MODEL = (
 def cli_env() -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

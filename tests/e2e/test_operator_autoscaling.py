@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Autoscaling on → an HPA owns replicas (the operator stops sending them without a reset to 1);
 off → the HPA is gone and spec.replicas applies again."""
 
@@ -7,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import condition, t2i, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """The operator's client on the LOWEST kubernetes package the pin allows (issue 16 item 12):
 `ApiClient.param_serialize`, used before, exists only from 37 while pyproject allows >=30."""
 
@@ -10,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import ROOT
 
 pytestmark = pytest.mark.e2e

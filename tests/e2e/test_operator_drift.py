@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Level-triggered and idempotent: hand edits and deletions are reverted, a resync with nothing
 changed makes zero mutating API requests, and a crash mid-reconcile converges without
 duplicates or orphans."""
@@ -9,9 +8,7 @@ import re
 import time
 
 import pytest
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import (
-    condition,
     model_claims,
     model_volumes,
     mutating_requests,
@@ -22,22 +19,13 @@ from operator_harness import (
 pytestmark = pytest.mark.e2e
 
 
-def is_ready(kubectl, ns, name="sd", generation=None):
-    cr = kubectl.get("t2i", name, ns)
-    if condition(cr, "Ready").get("status") != "True":
-        return None
-    if generation is not None and cr["status"]["observedGeneration"] != generation:
-        return None
-    return cr
-
-
 def image(dep):
     return dep["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def test_deleted_or_edited_children_are_restored(kubectl, ns):
     kubectl.apply(t2i("sd", ns, replicas=2))
-    wait_for(lambda: is_ready(kubectl, ns), "Ready")
+    kubectl.wait_ready("sd", ns)
     dep = kubectl.get("deployment", "sd", ns)
     want_image = image(dep)
 
@@ -73,7 +61,7 @@ def test_deleted_or_edited_children_are_restored(kubectl, ns):
         ),
         "the deleted Service re-created",
     )
-    wait_for(lambda: is_ready(kubectl, ns), "Ready again")
+    kubectl.wait_ready("sd", ns)
 
 
 def resource_versions(kubectl, ns):
@@ -99,7 +87,7 @@ def test_noop_resync_makes_no_mutating_request(kubectl, ns, operator, audit_log)
         "oss": {"bucket": "bkt", "endpoint": "e", "credentialsSecretRef": {"name": "creds"}},
     }
     kubectl.apply(t2i("sd", ns, model=oss))
-    wait_for(lambda: is_ready(kubectl, ns), "Ready")
+    kubectl.wait_ready("sd", ns)
     # let the operator observe its own last writes (status, kopf's annotations) first
     before = wait_for(
         lambda: (a := resource_versions(kubectl, ns)) == resource_versions(kubectl, ns) and a,
@@ -172,9 +160,7 @@ def test_killed_mid_reconcile_converges_without_duplicates_or_orphans(kubectl, n
     finally:
         if not operator.alive():
             operator.start()
-    cr = wait_for(
-        lambda: is_ready(kubectl, ns, generation=2), "Ready for generation 2", timeout=120
-    )
+    cr = kubectl.wait_ready("sd", ns, generation=2, timeout=120)
     wait_for(
         lambda: (
             model_volumes(kubectl, ns, "sd") == []

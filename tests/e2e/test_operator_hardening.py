@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Issue 16 on the real control plane, under the shipped RBAC: no tenant reaches another
 namespace through the operator, a spec that cannot be applied never reads as applied, long
 names, the scale subresource without spec.replicas, an HPA without the memory metric."""
@@ -11,7 +10,6 @@ import time
 
 import pytest
 import yaml
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import (
     condition,
     model_claim,

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """spec.autoscaling.mode QueueDepth against the real API server, with and without KEDA's real
 CRDs (from its Go module, hack/keda.sh --crds): without them the fixed spec.replicas runs and
 status says KEDANotInstalled; once they are installed the operator notices by itself, renders a
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import condition, t2i, wait_for
 from test_operator_autoscaling import replicas_owners
 

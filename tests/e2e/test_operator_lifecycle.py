@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Apply → Ready on kwok nodes; kubectl get/scale; rolling image update; TDX pool and back."""
 
 from __future__ import annotations
@@ -6,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
-from operator_harness import condition, t2i, wait_for
+from operator_harness import t2i, wait_for
 
 pytestmark = pytest.mark.e2e
 SELECTOR = "app.kubernetes.io/instance={},app.kubernetes.io/name=t2i-server"
@@ -25,19 +23,9 @@ def live_pods(kubectl, ns, name):
     ]
 
 
-def ready(kubectl, ns, name, generation=None):
-    cr = kubectl.get("t2i", name, ns)
-    cond = condition(cr, "Ready")
-    if cond.get("status") != "True":
-        return None
-    if generation is not None and cr["status"].get("observedGeneration") != generation:
-        return None
-    return cr
-
-
 def test_apply_creates_children_and_becomes_ready(kubectl, ns):
     kubectl.apply(t2i("sd", ns))
-    cr = wait_for(lambda: ready(kubectl, ns, "sd"), "Ready=True")
+    cr = kubectl.wait_ready("sd", ns)
     uid = cr["metadata"]["uid"]
 
     dep = kubectl.get("deployment", "sd", ns)
@@ -75,10 +63,10 @@ def test_apply_creates_children_and_becomes_ready(kubectl, ns):
 
 def test_kubectl_scale_uses_the_scale_subresource(kubectl, ns):
     kubectl.apply(t2i("sd", ns))
-    wait_for(lambda: ready(kubectl, ns, "sd"), "Ready=True")
+    kubectl.wait_ready("sd", ns)
     kubectl("scale", "t2i/sd", "-n", ns, "--replicas=3")
     cr = wait_for(
-        lambda: (c := ready(kubectl, ns, "sd")) and c["status"]["readyReplicas"] == 3 and c,
+        lambda: (c := kubectl.ready("sd", ns)) and c["status"]["readyReplicas"] == 3 and c,
         "3 ready replicas",
     )
     assert cr["spec"]["replicas"] == 3
@@ -95,11 +83,11 @@ def test_kubectl_scale_uses_the_scale_subresource(kubectl, ns):
 
 def test_image_tag_change_rolls_out_and_observed_generation_follows(kubectl, ns):
     kubectl.apply(t2i("sd", ns, replicas=2))
-    first = wait_for(lambda: ready(kubectl, ns, "sd"), "Ready=True")
+    first = kubectl.wait_ready("sd", ns)
     old_rs = {p["metadata"]["labels"]["pod-template-hash"] for p in live_pods(kubectl, ns, "sd")}
     kubectl.apply(t2i("sd", ns, replicas=2, image={"tag": "0.2.0"}))
     generation = first["metadata"]["generation"] + 1
-    cr = wait_for(lambda: ready(kubectl, ns, "sd", generation), "Ready for the new generation")
+    cr = kubectl.wait_ready("sd", ns, generation)
     assert cr["status"]["observedGeneration"] == generation
     assert all(c["observedGeneration"] == generation for c in cr["status"]["conditions"])
     dep = kubectl.get("deployment", "sd", ns)
@@ -159,11 +147,11 @@ def test_switch_to_tdx_pool_and_back(kubectl, ns):
         return pool_state(kubectl, ns, "sd")
 
     kubectl.apply(t2i("sd", ns, replicas=2))
-    wait_for(lambda: ready(kubectl, ns, "sd"), "Ready=True", explain=explain)
+    kubectl.wait_ready("sd", ns, explain=explain)
     assert on_pool(kubectl, ns, "sd", tdx=False)
 
     kubectl.apply(t2i("sd", ns, replicas=2, placement={"pool": "TDX"}))
-    cr = wait_for(lambda: ready(kubectl, ns, "sd", 2), "Ready on the TDX pool", explain=explain)
+    cr = kubectl.wait_ready("sd", ns, 2, explain=explain)
     nodes = wait_for(
         lambda: on_pool(kubectl, ns, "sd", tdx=True), "every pod on a TDX node", explain=explain
     )
@@ -184,5 +172,5 @@ def test_switch_to_tdx_pool_and_back(kubectl, ns):
     assert cr["status"]["pool"] == "TDX"
 
     kubectl.apply(t2i("sd", ns, replicas=2, placement={"pool": "G8i"}))
-    wait_for(lambda: ready(kubectl, ns, "sd", 3), "Ready back on the g8i pool", explain=explain)
+    kubectl.wait_ready("sd", ns, 3, explain=explain)
     wait_for(lambda: on_pool(kubectl, ns, "sd", tdx=False), "no pod on a TDX node", explain=explain)

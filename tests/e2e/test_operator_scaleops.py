@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Serving at scale (issue 18 items 2, 3, 5) on the local control plane, operator under the
 shipped RBAC: pod knobs refused by CEL or rendered, the PodDisruptionBudget created, re-created
 and pruned, and sizing presets with the NodesFit condition reacting to a node that appears."""
@@ -7,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import condition, t2i, unique, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Serving at scale on the local control plane (issue 18 items 1 and 4): the ServiceMonitor
 appears when the Prometheus Operator's CRD is installed (detected by a re-check, not only at
 start), and not without it; the opt-out prunes it; emptyDir image storage with several replicas
@@ -9,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import condition, t2i, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """OSS model storage: missing Secret → Ready=False, Event, nothing applied; recovery; Secret/PV/PVC
 bound; back to the bundled model → all three removed (the PV by the finalizer's cleanup)."""
 
@@ -7,7 +6,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import condition, model_claim, model_volume, t2i, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from operator_fixtures are parameters here)
 """Invalid specs are rejected by the API server (schema and CEL) with the field named, and the
 operator's identity has exactly the shipped, wildcard-free permissions."""
 
@@ -6,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from operator_fixtures import audit_log, cluster_access, kubectl, ns, operator  # noqa: F401
 from operator_harness import ROOT, SA_USER, condition, t2i, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +18,12 @@ from PIL import Image
 # currently points at.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from hack import support
+from hack.support import free_port
 from inference_server.app import create_app
 from inference_server.config import ServerConfig
-from inference_server.engine.pipeline import BatchRequest, DiffusersEngine
+from inference_server.engine.interface import BatchRequest
+from inference_server.engine.pipeline import DiffusersEngine
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -46,20 +47,8 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
-    """Poll ``condition`` until truthy (returned) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """hack.support.wait_for in this module's argument order, polling every 20 ms."""
+    return support.wait_for(condition, what, timeout, interval=0.02)
 
 
 class LoadedEngine:

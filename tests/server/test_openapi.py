@@ -26,14 +26,14 @@ from inference_server.api.schema import (
     RejectedField,
     StrField,
     openai_request,
-    seed_request,
+    tutorial_request,
 )
 from inference_server.config import ServerConfig
 
 # Not the defaults, so a bound copied from ServerConfig() instead of the running config shows.
 CONFIG = ServerConfig(default_steps=2, max_steps=7, max_images_per_request=3, max_queue=20)
 APIS = [
-    ("/api/text2image", SEED_FIELDS, seed_request),
+    ("/api/text2image", SEED_FIELDS, tutorial_request),
     ("/v1/images/generations", OPENAI_FIELDS, openai_request),
 ]
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request, send_file
 
-from inference_server.api.schema import parse_json_body, seed_request
-from inference_server.api.service import run_generation
+from inference_server.api.run_generation import run_generation
+from inference_server.api.schema import parse_json_body, tutorial_request
 from inference_server.api.urls import base_url
 
-blueprint = Blueprint("seed", __name__)
+blueprint = Blueprint("tutorial", __name__)
 
 
 @blueprint.post("/api/text2image")
 def text2image():
     runtime = current_app.extensions["t2i"]
-    params, size = seed_request(parse_json_body(request.get_data()), runtime.config)
+    params, size = tutorial_request(parse_json_body(request.get_data()), runtime.config)
     result = run_generation(runtime, params, size)
     base = base_url(
         request.environ, runtime.config.public_base_url, runtime.config.trust_forwarded_headers
