@@ -27,14 +27,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for hack.support
+import components
 import realnode
+from pki import (
+    aggregation_flags,
+    client_cert,
+    ensure_front_proxy_pki,
+    kubeconfig_text,
+    make_pki,
+)
 
 from hack import support
 from hack.support import free_port
 
 CACHE = Path(os.environ.get("T2I_CACHE", Path.home() / ".cache" / "t2i-operator"))
 HERE = Path(__file__).resolve().parent
-SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Non-admin identity with no RBAC of its own: tests bind it to what they want to prove.
 TEST_USER = "t2i-test-user"
 G8I = "ecs.g8i.8xlarge"
@@ -70,141 +77,6 @@ def build_binaries(kubelet: bool = False) -> Path:
     cmd = ["bash", str(HERE / "build.sh"), *(["--kubelet"] if kubelet else [])]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE)
     return Path(out.stdout.decode().strip().splitlines()[-1])
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def make_pki(d: Path, extra_ips: tuple[str, ...] = ()) -> None:
-    """CA, apiserver serving cert, admin client cert, service-account key pair.
-
-    `extra_ips`: more serving-cert SANs (the real node's bridge gateway, where its pods reach
-    the apiserver)."""
-    make_ca(d, "t2i-local-ca")
-    exts = {
-        "apiserver": "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
-        "DNS:kubernetes.default,DNS:kubernetes.default.svc"
-        + "".join(f",IP:{ip}" for ip in extra_ips)
-        + "\nextendedKeyUsage=serverAuth\n",
-        "admin": "extendedKeyUsage=clientAuth\n",
-    }
-    subjects = {"apiserver": "/CN=kube-apiserver", "admin": "/CN=admin/O=system:masters"}
-    for name, subj in subjects.items():
-        signed_cert(d, name, subj, exts[name])
-    openssl("genrsa", "-out", str(d / "sa.key"), "2048")
-    openssl("rsa", "-in", str(d / "sa.key"), "-pubout", "-out", str(d / "sa.pub"))
-    token = os.urandom(16).hex()
-    (d / "tokens.csv").write_text(f'{token},{TEST_USER},{TEST_USER},"t2i-test"\n')
-    (d / "test-user.token").write_text(token)
-
-
-def make_ca(d: Path, common_name: str) -> None:
-    """<d>/ca.key + ca.crt: a self-signed CA (signed_cert(d, ...) then signs with it)."""
-    d.mkdir(parents=True, exist_ok=True)
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "3650",
-        "-subj",
-        f"/CN={common_name}",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-    )
-
-
-# --- the API aggregation layer (issue 19: KEDA's external metrics API server) -------------------
-FRONT_PROXY_CLIENT = "front-proxy-client"
-
-
-def ensure_front_proxy_pki(pki: Path) -> Path:
-    """The front-proxy CA and the apiserver's proxy client cert (<pki>/front-proxy/), kept apart
-    from the cluster CA as upstream recommends; created once, also for older state dirs."""
-    d = pki / "front-proxy"
-    if not (d / f"{FRONT_PROXY_CLIENT}.crt").exists():
-        make_ca(d, "t2i-front-proxy-ca")
-        client_cert(d, FRONT_PROXY_CLIENT, f"/CN={FRONT_PROXY_CLIENT}")
-    return d
-
-
-def aggregation_flags(front_proxy: Path) -> list[str]:
-    """kube-apiserver flags for APIService backends (metrics adapters). No kube-proxy runs here,
-    so the aggregator dials the backend's endpoint (a pod IP) directly."""
-    return [
-        f"--requestheader-client-ca-file={front_proxy / 'ca.crt'}",
-        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
-        "--requestheader-username-headers=X-Remote-User",
-        "--requestheader-group-headers=X-Remote-Group",
-        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-        f"--proxy-client-cert-file={front_proxy / f'{FRONT_PROXY_CLIENT}.crt'}",
-        f"--proxy-client-key-file={front_proxy / f'{FRONT_PROXY_CLIENT}.key'}",
-        "--enable-aggregator-routing=true",
-    ]
-
-
-def signed_cert(d: Path, name: str, subject: str, extensions: str) -> None:
-    """<name>.key/.crt for `subject`, signed by the local CA with the given x509 extensions."""
-    (d / f"{name}.ext").write_text(extensions)
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        subject,
-        "-keyout",
-        str(d / f"{name}.key"),
-        "-out",
-        str(d / f"{name}.csr"),
-    )
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(d / f"{name}.csr"),
-        "-CA",
-        str(d / "ca.crt"),
-        "-CAkey",
-        str(d / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "3650",
-        "-extfile",
-        str(d / f"{name}.ext"),
-        "-out",
-        str(d / f"{name}.crt"),
-    )
-
-
-def client_cert(d: Path, name: str, subject: str) -> None:
-    """A client certificate signed by the local CA (e.g. a node identity for the kubelet)."""
-    signed_cert(d, name, subject, "extendedKeyUsage=clientAuth\n")
-
-
-def kubeconfig_text(server: str, ca: Path, user: dict[str, str]) -> str:
-    """A kubeconfig as JSON (valid YAML), for a client cert or a token."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "current-context": "t2i-local",
-            "clusters": [
-                {
-                    "name": "t2i-local",
-                    "cluster": {"server": server, "certificate-authority": str(ca)},
-                }
-            ],
-            "users": [{"name": "u", "user": user}],
-            "contexts": [{"name": "t2i-local", "context": {"cluster": "t2i-local", "user": "u"}}],
-        },
-        indent=1,
-    )
 
 
 @dataclass
@@ -326,7 +198,7 @@ class LocalCluster:
             (self.state / "node").mkdir(exist_ok=True)
             (self.state / "node" / "subnet").write_text(str(node.subnet))
         if not (pki / "tokens.csv").exists():
-            make_pki(pki, extra_ips=(node.gateway,) if node else ())
+            make_pki(pki, TEST_USER, extra_ips=(node.gateway,) if node else ())
         (self.state / "audit-policy.yaml").write_text(AUDIT_POLICY)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         server = f"https://127.0.0.1:{api_port}"
@@ -390,55 +262,19 @@ class LocalCluster:
         return n
 
     def _start(self, etcd_port: int, peer_port: int, api_port: int, timeout: float) -> None:
-        pki, s = self.state / "pki", self.state
-        etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
-        self._spawn(
-            "etcd",
-            [
-                "etcd",
-                "--data-dir",
-                str(s / "etcd"),
-                "--listen-client-urls",
-                etcd_url,
-                "--advertise-client-urls",
-                etcd_url,
-                "--listen-peer-urls",
-                peer_url,
-                "--initial-advertise-peer-urls",
-                peer_url,
-                "--initial-cluster",
-                f"default={peer_url}",
-                "--unsafe-no-fsync",
-                "--listen-metrics-urls",
-                f"http://127.0.0.1:{free_port()}",
-            ],
-        )
+        pki, kc = self.state / "pki", str(self.kubeconfig)
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self._spawn("etcd", components.etcd(self.state / "etcd", etcd_port, peer_port))
         self._spawn(
             "kube-apiserver",
-            [
-                "kube-apiserver",
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                f"--token-auth-file={pki / 'tokens.csv'}",
-                f"--service-account-issuer={SA_ISSUER}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                # /16, not the default /24: the 500-CR benchmark creates 500 Services, and a /24
-                # fails the 255th with "failed to allocate a serviceIP: range is full".
-                "--service-cluster-ip-range=10.0.0.0/16",
-                "--authorization-mode=Node,RBAC",
-                "--allow-privileged=true",
-                f"--audit-policy-file={s / 'audit-policy.yaml'}",
-                f"--audit-log-path={self.audit_log}",
-                "--audit-log-maxage=1",
-                "--audit-log-format=json",
-                *aggregation_flags(ensure_front_proxy_pki(pki)),
-            ],
+            components.apiserver(
+                pki,
+                etcd_url,
+                api_port,
+                audit_policy=self.state / "audit-policy.yaml",
+                audit_log=self.audit_log,
+                aggregation=aggregation_flags(ensure_front_proxy_pki(pki)),
+            ),
         )
 
         def readyz() -> bool:
@@ -448,54 +284,9 @@ class LocalCluster:
 
         wait_for(readyz, timeout, "kube-apiserver /readyz")
         log("apiserver ready")
-        kc = str(self.kubeconfig)
-        self._spawn(
-            "kube-controller-manager",
-            [
-                "kube-controller-manager",
-                f"--kubeconfig={kc}",
-                "--leader-elect=false",
-                f"--root-ca-file={pki / 'ca.crt'}",
-                f"--service-account-private-key-file={pki / 'sa.key'}",
-                "--use-service-account-credentials=false",
-                "--bind-address=127.0.0.1",
-                "--secure-port=0",
-                "--controllers=*",
-                # kwok renews fake nodes' leases from one process; on a loaded 2-core machine a
-                # renewal can be late, and the default 50 s grace marks every node NotReady and
-                # every pod unready (seen in the operator benchmark). Fake nodes never die.
-                "--node-monitor-grace-period=10m",
-                # The default client rate limit (20 QPS, burst 30) is what bounds 500 CRs →
-                # 500 ReplicaSets + 500 pods + their status writes: measured 125 s to all
-                # Ready with it, the operator itself done creating children after ~21 s.
-                "--kube-api-qps=100",
-                "--kube-api-burst=200",
-            ],
-        )
-        self._spawn(
-            "kube-scheduler",
-            [
-                "kube-scheduler",
-                f"--kubeconfig={kc}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                "--secure-port=0",
-                "--kube-api-qps=100",  # default 50: binds 500 pods no faster than 10 s
-                "--kube-api-burst=200",
-            ],
-        )
-        self._spawn(
-            "kwok",
-            [
-                "kwok",
-                f"--kubeconfig={kc}",
-                "-c",
-                str(self.bin / "kwok.yaml"),
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--cidr=10.244.0.1/16",  # fake pod IPs: room for 500+ pods, apart from Services
-                "--node-ip=10.0.0.1",
-            ],
-        )
+        self._spawn("kube-controller-manager", components.controller_manager(pki, kc))
+        self._spawn("kube-scheduler", components.scheduler(kc))
+        self._spawn("kwok", components.kwok(kc, self.bin / "kwok.yaml"))
         self.kubectl_run(
             "apply",
             "-f",
@@ -576,9 +367,9 @@ def _running(pid: int) -> bool:
     return True
 
 
-def node(name: str, labels: dict[str, str]) -> dict:
+def node(name: str, labels: dict[str, str], cpu: str = "64", memory: str = "256Gi") -> dict:
     """A kwok-managed fake Node with room for many pods."""
-    cap = {"cpu": "64", "memory": "256Gi", "pods": "110"}
+    cap = {"cpu": cpu, "memory": memory, "pods": "110"}
     return {
         "apiVersion": "v1",
         "kind": "Node",

@@ -4,6 +4,7 @@ and pruned, and sizing presets with the NodesFit condition reacting to a node th
 
 from __future__ import annotations
 
+import localcluster  # hack/cluster, on sys.path by conftest
 import pytest
 import yaml
 from operator_harness import condition, t2i, unique, wait_for
@@ -176,22 +177,7 @@ def test_pdb_follows_the_replica_count(kubectl, ns):
 
 
 def big_node(name: str) -> dict:
-    cap = {"cpu": "192", "memory": "768Gi", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
-            "labels": {
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/hostname": name,
-                "type": "kwok",
-                INSTANCE_TYPE: "ecs.g8i.48xlarge",
-            },
-        },
-        "status": {"capacity": cap, "allocatable": cap},
-    }
+    return localcluster.node(name, {INSTANCE_TYPE: "ecs.g8i.48xlarge"}, cpu="192", memory="768Gi")
 
 
 def test_size_preset_status_and_nodes_fit(kubectl, ns):

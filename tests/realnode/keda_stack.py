@@ -7,7 +7,7 @@ autoscaling tests and hack/bench_autoscale.py (issue 19).
   binary directory mounted read-only (hostPath): a static Go binary needs nothing else, and no
   second 400 MB image has to be built and imported.
 - Certificates: one CA and one serving+client certificate (the operator's gRPC metrics service
-  and the adapter's mTLS client), made with the local cluster's signed_cert helper; KEDA's own
+  and the adapter's mTLS client), made with the local cluster's pki.signed_cert helper; KEDA's own
   rotation is off. The APIService skips TLS verification of the adapter (test cluster only).
 - No DNS and no kube-proxy here: the adapter finds the operator by a hostAlias to its pod IP,
   the pods reach the API server at the bridge gateway (hack/cluster/forward.py), and Prometheus
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import localcluster
+import pki
 import realnode
 from operator_harness import Kubectl, wait_for
 
@@ -47,12 +48,12 @@ def keda_dir() -> Path:
 
 
 def make_certs(d: Path) -> dict[str, str]:
-    localcluster.make_ca(d, "keda-test-ca")
+    pki.make_ca(d, "keda-test-ca")
     sans = ",".join(
         f"DNS:{n}"
         for n in (OPERATOR_DNS, "keda-operator.keda.svc", "keda-metrics-apiserver.keda.svc")
     )
-    localcluster.signed_cert(
+    pki.signed_cert(
         d,
         "tls",
         "/CN=keda-operator",

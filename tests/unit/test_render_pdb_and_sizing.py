@@ -35,6 +35,24 @@ def kinds_for(raw: dict) -> dict:
         ({"replicas": 1, "autoscaling": {"enabled": True, "minReplicas": 2}}, True),
     ],
 )
+def status_of(parsed: spec_mod.Spec, **observed) -> dict:
+    """compute_status for a CR with no children yet; `observed` overrides the rest."""
+    return compute_status(
+        **{
+            "spec": parsed,
+            "owner": OWNER,
+            "generation": 1,
+            "deployment": None,
+            "pods": [],
+            "hpa": None,
+            "problem": None,
+            "previous": {},
+            "now": "t0",
+            **observed,
+        }
+    )
+
+
 def test_pdb_only_while_more_than_one_replica_is_wanted(raw, wanted):
     assert ("PodDisruptionBudget" in kinds_for(raw)) is wanted
 
@@ -113,18 +131,7 @@ def test_deployment_carries_the_preset():
 
 def test_status_shows_the_effective_size():
     parsed = spec_mod.parse({"size": "ecs.g8i.8xlarge"})
-    status = compute_status(
-        spec=parsed,
-        owner=OWNER,
-        generation=1,
-        deployment=None,
-        pods=[],
-        hpa=None,
-        problem=None,
-        previous={},
-        now="2026-12-03T00:00:00Z",
-        threads=effective_threads(parsed),
-    )
+    status = status_of(parsed, threads=effective_threads(parsed))
     assert status["size"] == "ecs.g8i.8xlarge"
     assert status["sizing"] == "cpu 28/32 memory 32Gi/40Gi maxBatch 8 threads 32"
 
@@ -196,29 +203,8 @@ def test_requests_default_to_limits():
 
 def test_status_keeps_the_last_verdict_on_status_only_passes():
     parsed = spec_mod.parse({})
-    first = compute_status(
-        spec=parsed,
-        owner=OWNER,
-        generation=1,
-        deployment=None,
-        pods=[],
-        hpa=None,
-        problem=None,
-        previous={},
-        now="t1",
-        capacity=capacity.nodes_fit(parsed, []),
-    )
-    again = compute_status(
-        spec=parsed,
-        owner=OWNER,
-        generation=1,
-        deployment=None,
-        pods=[],
-        hpa=None,
-        problem=None,
-        previous=first,
-        now="t2",
-    )
+    first = status_of(parsed, now="t1", capacity=capacity.nodes_fit(parsed, []))
+    again = status_of(parsed, previous=first, now="t2")
     fits = [c for c in again["conditions"] if c["type"] == "NodesFit"]
     assert fits and fits[0]["reason"] == "NoNodesInPool"
     assert fits[0]["lastTransitionTime"] == "t1"
