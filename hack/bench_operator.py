@@ -175,6 +175,7 @@ def bench(
     args: argparse.Namespace,
     cluster_pids: dict[str, int],
 ) -> None:
+    """(a) latency, (b) idle writes, (c) a burst: one operator process for all three."""
     install_crd_and_rbac(kc)
     for i in range(EXTRA_NODES):
         kc.apply(localcluster.node(f"bench-g8i-{i}", localcluster.NODES["g8i-node-0"]))
@@ -190,98 +191,112 @@ def bench(
         wc = ReadyWatch(api, ns_c)
         api.create_namespaced_custom_object(GROUP, VERSION, ns_c, PLURAL, body("warmup"))
         wc.wait({"warmup"}, 120)
-        # (a) apply->Ready latency, one CR at a time (unloaded latency).
-        wa = ReadyWatch(api, ns_a)
-        lat = []
-        for i in range(args.latency_crs):
-            name = f"lat-{i:03d}"
-            t0 = time.monotonic()
-            api.create_namespaced_custom_object(GROUP, VERSION, ns_a, PLURAL, body(name))
-            wa.wait({name}, 120)
-            lat.append(wa.ready[name] - t0)
-        wa.stop()
-        print(
-            f"(a) apply->Ready over {len(lat)} CRs: p50 {percentile(lat, 50):.2f} s, "
-            f"p95 {percentile(lat, 95):.2f} s, max {max(lat):.2f} s, "
-            f"mean {statistics.mean(lat):.2f} s",
-            flush=True,
-        )
-
-        # (b) mutating requests by the operator's identity while idle. The window opens once
-        # kopf has finished its bookkeeping on the last CR (its diff-base annotation is
-        # written just after the status that made the CR Ready).
+        latency_crs = measure_latency(api, ns_a, args.latency_crs)
+        # The idle window opens once kopf has finished its bookkeeping on the last CR (its
+        # diff-base annotation is written just after the status that made the CR Ready).
         wait_until_handled(api, ns_a, f"lat-{args.latency_crs - 1:03d}")
-        if audit is None:
-            print("(b) skipped: no audit log for an external cluster (--audit-log)", flush=True)
-        else:
-            since = time.time()
-            time.sleep(args.idle_seconds)  # the measured idle window itself
-            writes = mutating_requests(audit, since)
-            verbs = sorted(
-                {f"{e['verb']} {(e.get('objectRef') or {}).get('resource')}" for e in writes}
-            )
-            print(
-                f"(b) mutating requests by the operator in {args.idle_seconds:.0f} s idle with "
-                f"{len(lat)} Ready CRs (operator resync every 5 s, as in the e2e harness): "
-                f"{len(writes)}" + (f" {verbs}" if verbs else ""),
-                flush=True,
-            )
-
-        # (c) a burst of N CRs; time until all are Ready.
-        names = [f"scale-{i:03d}" for i in range(args.scale_crs)]
+        measure_idle_writes(audit, args.idle_seconds, latency_crs)
         pids = {**cluster_pids, "operator": op.proc.pid, "this script": os.getpid()}
-        cpu_before, wall_before = process_cpu(pids), time.time()
-        t0 = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
-            list(
-                pool.map(
-                    lambda n: api.create_namespaced_custom_object(
-                        GROUP, VERSION, ns_c, PLURAL, body(n)
-                    ),
-                    names,
-                )
-            )
-        created = time.monotonic() - t0
-        try:
-            wc.wait(set(names), args.scale_timeout)
-        except TimeoutError as e:
-            done = len(set(names) & wc.ready.keys())
-            wc.stop()
-            print(
-                f"(c) NOT all Ready after {args.scale_timeout:.0f} s: {done} of "
-                f"{len(names)} were seen Ready ({e})",
-                flush=True,
-            )
-            raise SystemExit(1) from None
-        total = max(wc.ready[n] for n in names) - t0
-        cpu_after = process_cpu(pids)
-        wc.stop()
-        print(
-            f"(c) {len(names)} CRs all Ready in {total:.1f} s (creating them took {created:.1f} s)",
-            flush=True,
-        )
-        ready_at = sorted(wc.ready[n] - t0 for n in names)
-        quartiles = [ready_at[len(ready_at) * q // 4 - 1] for q in (1, 2, 3, 4)]
-        print(
-            "    Ready by: "
-            + ", ".join(f"{25 * (i + 1)} % at {t:.1f} s" for i, t in enumerate(quartiles)),
-            flush=True,
-        )
-        used = {name: cpu_after[name] - cpu_before[name] for name in pids}
-        print(
-            f"    CPU seconds during (c) ({2 * total:.0f} available on 2 cores): "
-            + ", ".join(
-                f"{name} {sec:.1f}" for name, sec in sorted(used.items(), key=lambda kv: -kv[1])
-            ),
-            flush=True,
-        )
-        if audit is not None:
-            users = ("system:serviceaccount:t2i-system", "system:kube-", "system:node")
-            for user, verbs in sorted(requests_by_user(audit, wall_before, users).items()):
-                print(f"    requests by {user}: {dict(sorted(verbs.items()))}", flush=True)
+        measure_burst(api, wc, ns_c, args, pids, audit)
     finally:
         op.stop()
         print(f"operator log: {op.log_path}", flush=True)
+
+
+def measure_latency(api: client.CustomObjectsApi, ns: str, count: int) -> int:
+    """(a) apply->Ready latency, one CR at a time (unloaded latency). Returns the CR count."""
+    watch = ReadyWatch(api, ns)
+    lat = []
+    for i in range(count):
+        name = f"lat-{i:03d}"
+        t0 = time.monotonic()
+        api.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body(name))
+        watch.wait({name}, 120)
+        lat.append(watch.ready[name] - t0)
+    watch.stop()
+    print(
+        f"(a) apply->Ready over {len(lat)} CRs: p50 {percentile(lat, 50):.2f} s, "
+        f"p95 {percentile(lat, 95):.2f} s, max {max(lat):.2f} s, "
+        f"mean {statistics.mean(lat):.2f} s",
+        flush=True,
+    )
+    return len(lat)
+
+
+def measure_idle_writes(audit: Path | None, idle_seconds: float, ready_crs: int) -> None:
+    """(b) mutating requests by the operator's identity while nothing changes."""
+    if audit is None:
+        print("(b) skipped: no audit log for an external cluster (--audit-log)", flush=True)
+        return
+    since = time.time()
+    time.sleep(idle_seconds)  # the measured idle window itself
+    writes = mutating_requests(audit, since)
+    verbs = sorted({f"{e['verb']} {(e.get('objectRef') or {}).get('resource')}" for e in writes})
+    print(
+        f"(b) mutating requests by the operator in {idle_seconds:.0f} s idle with "
+        f"{ready_crs} Ready CRs (operator resync every 5 s, as in the e2e harness): "
+        f"{len(writes)}" + (f" {verbs}" if verbs else ""),
+        flush=True,
+    )
+
+
+def measure_burst(
+    api: client.CustomObjectsApi,
+    watch: ReadyWatch,
+    ns: str,
+    args: argparse.Namespace,
+    pids: dict[str, int],
+    audit: Path | None,
+) -> None:
+    """(c) a burst of N CRs: time until all are Ready, CPU per process, requests per user."""
+    names = [f"scale-{i:03d}" for i in range(args.scale_crs)]
+    cpu_before, wall_before = process_cpu(pids), time.time()
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda n: api.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body(n)),
+                names,
+            )
+        )
+    created = time.monotonic() - t0
+    try:
+        watch.wait(set(names), args.scale_timeout)
+    except TimeoutError as e:
+        done = len(set(names) & watch.ready.keys())
+        watch.stop()
+        print(
+            f"(c) NOT all Ready after {args.scale_timeout:.0f} s: {done} of "
+            f"{len(names)} were seen Ready ({e})",
+            flush=True,
+        )
+        raise SystemExit(1) from None
+    total = max(watch.ready[n] for n in names) - t0
+    cpu_after = process_cpu(pids)
+    watch.stop()
+    print(
+        f"(c) {len(names)} CRs all Ready in {total:.1f} s (creating them took {created:.1f} s)",
+        flush=True,
+    )
+    ready_at = sorted(watch.ready[n] - t0 for n in names)
+    quartiles = [ready_at[len(ready_at) * q // 4 - 1] for q in (1, 2, 3, 4)]
+    print(
+        "    Ready by: "
+        + ", ".join(f"{25 * (i + 1)} % at {t:.1f} s" for i, t in enumerate(quartiles)),
+        flush=True,
+    )
+    used = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    print(
+        f"    CPU seconds during (c) ({2 * total:.0f} available on 2 cores): "
+        + ", ".join(
+            f"{name} {sec:.1f}" for name, sec in sorted(used.items(), key=lambda kv: -kv[1])
+        ),
+        flush=True,
+    )
+    if audit is not None:
+        users = ("system:serviceaccount:t2i-system", "system:kube-", "system:node")
+        for user, verbs in sorted(requests_by_user(audit, wall_before, users).items()):
+            print(f"    requests by {user}: {dict(sorted(verbs.items()))}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
