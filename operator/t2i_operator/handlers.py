@@ -13,6 +13,9 @@
 - Owned pods: status only.
 - Nodes (read-only): a node added, removed or resized re-runs the passes of the services whose
   NodesFit condition is False (no node of their pool can hold their requests); heartbeats do not.
+  A deleted node's pods are lost (their status still says Ready until the pod garbage collector
+  removes them): the services that had one go Degraded with reason NodeLost, and get a Warning
+  Event.
 - A slow timer re-runs the pass for what is not watched (the user's Secret, their PVCs: the
   model's and the shared image claim).
 - Deletion: the finalizer's handler deletes the cluster-scoped PV; GC removes the rest. Only
@@ -27,6 +30,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from t2i_operator import reconcile
+from t2i_operator.kube import Kube, Ref
 from t2i_operator.render.common import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER
 from t2i_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
@@ -139,12 +143,31 @@ def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.event("", "v1", "nodes")
 def node_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-    """Read-only: a node that appeared or changed size may let a NoNodesFit service fit."""
+    """Read-only: a node that appeared or changed size may let a NoNodesFit service fit; a
+    deleted node loses its pods (status and a Warning Event on each service that had one)."""
     try:
+        if type == "DELETED":
+            _warn_lost(
+                memo.kube, body.metadata.name, reconcile.node_lost(memo.kube, body.metadata.name)
+            )
         reconcile.node_changed(memo.kube, dict(body), deleted=type == "DELETED")
     except ApiException as e:
         if not reconcile.going_away(e):
             raise
+
+
+def _warn_lost(kube: Kube, node: str, lost: list[reconcile.LostPod]) -> None:
+    for namespace, service in sorted({(p.namespace, p.service) for p in lost}):
+        cr = kube.get(Ref(reconcile.CR_API_VERSION, KIND, service, namespace))
+        if cr is None:
+            continue
+        pods = sorted(p.pod for p in lost if (p.namespace, p.service) == (namespace, service))
+        kopf.warn(
+            cr,
+            reason="NodeLost",
+            message=f"node {node} was deleted with pod(s) {', '.join(pods)} of this service on "
+            "it; they are replaced once the cluster collects them",
+        )
 
 
 def _has_volume(spec: kopf.Spec, **_: Any) -> bool:

@@ -84,9 +84,9 @@ def segment(value: str) -> str:
 
 def path_for(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
     prefix, plural, namespaced = KINDS[(api_version, kind)]
-    if namespaced:
+    if namespaced and (namespace is not None or name):
         path = f"{prefix}/namespaces/{segment(namespace or '')}/{plural}"
-    else:
+    else:  # cluster-scoped, or a list across every namespace (namespace None, no name)
         path = f"{prefix}/{plural}"
     return f"{path}/{segment(name)}" if name else path
 

@@ -23,7 +23,7 @@ from t2i_operator import apply, capacity, monitoring
 from t2i_operator import spec as spec_mod
 from t2i_operator.kube import Kube, Ref
 from t2i_operator.render import Credentials, Owner, render_all
-from t2i_operator.render.common import selector_string
+from t2i_operator.render.common import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER, selector_string
 from t2i_operator.render.deployment import effective_threads, render_deployment
 from t2i_operator.render.hpa import render_hpa
 from t2i_operator.render.keda import API_VERSION as KEDA_API
@@ -56,6 +56,9 @@ _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Loc
 # CRs whose last NodesFit verdict was False: a node event re-checks only these.
 _unfit: set[tuple[str, str]] = set()
 _node_fingerprints: dict[str, tuple] = {}
+# Nodes seen deleted (until a node of that name comes back): their pods keep a stale Ready
+# status until the pod garbage collector removes them, so status counts them as lost.
+_lost_nodes: set[str] = set()
 
 
 @dataclass
@@ -157,16 +160,27 @@ def going_away(error: ApiException) -> bool:
 def apply_problem(error: ApiException) -> Problem | None:
     """What a failed apply means for the user, or None for errors kopf should just retry.
 
-    Invalid children (400/409/422) → ApplyRejected. Refusals by the cluster that the user can
-    act on — a ResourceQuota (403 Forbidden), a full Service IP range or a failing webhook
-    (5xx) — → ApplyFailed, shown in status and Events, not only in the operator's log."""
+    Invalid children (400/409/422, and the 500s for a value the server cannot convert) →
+    ApplyRejected. Refusals by the cluster that the user can act on — a ResourceQuota (403
+    Forbidden), a full Service IP range or a failing webhook (other 5xx) — → ApplyFailed, shown
+    in status and Events, not only in the operator's log."""
     if going_away(error):
         return None
-    if error.status in (400, 409, 422):
+    if error.status in (400, 409, 422) or _unconvertible(error):
         return Problem("ApplyRejected", _api_message(error))
     if error.status == 403 or (error.status or 0) >= 500:
         return Problem("ApplyFailed", _api_message(error))
     return None
+
+
+# The API server answers 500 when a value cannot be converted to the child's type (a quantity
+# it cannot parse, a string where a number goes): the message names the field, and only a new
+# spec fixes it, so it is a rejection, not the cluster failing.
+UNCONVERTIBLE = ("failed to create typed patch object", "failed to convert new object")
+
+
+def _unconvertible(error: ApiException) -> bool:
+    return error.status == 500 and _api_message(error).startswith(UNCONVERTIBLE)
 
 
 def _api_message(error: ApiException) -> str:
@@ -256,6 +270,7 @@ def refresh_status(
         capacity=fit,
         threads=effective_threads(spec) if spec is not None else 0,
         keda=keda,
+        lost_nodes=frozenset(_lost_nodes),
     )
     if all(previous.get(k) == v for k, v in status.items()):
         return False
@@ -340,6 +355,7 @@ def node_changed(kube: Kube, node: dict[str, Any], deleted: bool) -> list[tuple[
     name = (node.get("metadata") or {}).get("name", "")
     before = _node_fingerprints.pop(name, None)
     if not deleted:
+        _lost_nodes.discard(name)
         _node_fingerprints[name] = _fingerprint(node)
         if before == _node_fingerprints[name]:
             return []
@@ -347,6 +363,28 @@ def node_changed(kube: Kube, node: dict[str, Any], deleted: bool) -> list[tuple[
     for namespace, cr_name in waiting:
         reconcile(kube, namespace, cr_name)
     return waiting
+
+
+@dataclass(frozen=True)
+class LostPod:
+    namespace: str
+    service: str  # the Text2ImageService
+    pod: str
+
+
+def node_lost(kube: Kube, node: str) -> list[LostPod]:
+    """A node was deleted: our pods on it are lost (their status still reads Ready). Refresh the
+    status of each service that had one there, and say which pods (for a Warning Event)."""
+    _lost_nodes.add(node)
+    lost = [
+        LostPod(meta["namespace"], meta["labels"][LABEL_INSTANCE], meta["name"])
+        for pod in kube.list("v1", "Pod", None, f"{LABEL_MANAGED_BY}={MANAGER}")
+        if (pod.get("spec") or {}).get("nodeName") == node
+        and LABEL_INSTANCE in ((meta := pod["metadata"]).get("labels") or {})
+    ]
+    for namespace, service in sorted({(p.namespace, p.service) for p in lost}):
+        observe(kube, namespace, service)
+    return lost
 
 
 def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] | None) -> None:

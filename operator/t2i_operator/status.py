@@ -73,12 +73,23 @@ def last_exit_message(container_status: dict[str, Any]) -> str:
     return last if len(last) <= EXIT_MESSAGE_LIMIT else last[: EXIT_MESSAGE_LIMIT - 1] + "…"
 
 
-def pod_failure(pods: list[dict[str, Any]]) -> Cond | None:
-    """The first reason a pod cannot become ready on its own (crash loop, image, scheduling)."""
+def pod_failure(
+    pods: list[dict[str, Any]], lost_nodes: frozenset[str] = frozenset()
+) -> Cond | None:
+    """The first reason a pod cannot become ready on its own (crash loop, image, scheduling, its
+    node deleted: such a pod keeps its last Ready status until the cluster collects it)."""
     for pod in pods:
         if _is_deleting(pod):
             continue
         name = (pod.get("metadata") or {}).get("name", "?")
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and node in lost_nodes:
+            return Cond(
+                "True",
+                "NodeLost",
+                f"pod {name} ran on node {node}, which was deleted: it serves nothing until "
+                "the cluster replaces it",
+            )
         status = pod.get("status") or {}
         for cs in status.get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
@@ -102,7 +113,9 @@ def pod_failure(pods: list[dict[str, Any]]) -> Cond | None:
 
 
 def rollout_state(
-    deployment: dict[str, Any] | None, pods: list[dict[str, Any]]
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    lost_nodes: frozenset[str] = frozenset(),
 ) -> tuple[Cond, Cond, Cond]:
     """(Ready, Progressing, Degraded) from the Deployment's own conditions and counters."""
     if deployment is None:
@@ -120,7 +133,7 @@ def rollout_state(
     total = dstatus.get("replicas", 0)
     available = dstatus.get("availableReplicas", 0)
 
-    failure = pod_failure(pods)
+    failure = pod_failure(pods, lost_nodes)
     progressing = conds.get("Progressing") or {}
     replica_failure = conds.get("ReplicaFailure") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
@@ -333,6 +346,7 @@ def compute_status(
     capacity: Cond | None = None,
     threads: int = 0,
     keda: KedaView | None = None,
+    lost_nodes: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The full status object to store (via the status subresource).
 
@@ -345,7 +359,7 @@ def compute_status(
         progressing = Cond("False", problem.reason, "waiting for the input to be fixed")
         degraded = Cond("True", problem.reason, problem.message)
     else:
-        ready, progressing, degraded = rollout_state(deployment, pods)
+        ready, progressing, degraded = rollout_state(deployment, pods, lost_nodes)
     if hpa is not None and ready.status == "True":
         hstatus = hpa.get("status") or {}
         ready = Cond(

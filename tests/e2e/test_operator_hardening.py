@@ -8,8 +8,12 @@ import base64
 import json
 import time
 
+import localcluster  # hack/cluster, on sys.path by conftest
 import pytest
 import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from operator_harness import (
     condition,
     model_claim,
@@ -19,6 +23,8 @@ from operator_harness import (
     unique,
     wait_for,
 )
+from t2i_operator import reconcile
+from t2i_operator.kube import Kube
 
 pytestmark = pytest.mark.e2e
 VICTIM_VALUE = "victim-db-root-password"
@@ -412,3 +418,67 @@ def test_every_list_in_the_spec_is_bounded_at_admission(kubectl, ns, patch, fiel
     assert proc.returncode != 0, "accepted"
     assert field in proc.stderr, proc.stderr
     assert kubectl.get("t2i", "huge", ns) is None
+
+
+def test_a_500_for_an_unconvertible_value_is_a_rejection_naming_the_field(kubectl, namespace):
+    """Item 11: the API server's 500 for a value it cannot convert (here a string port, which
+    the CRD's typed schema now refuses before it reaches a child) is the spec's fault, not the
+    cluster's: ApplyRejected with the server's message, which names the field."""
+    config = k8s.Configuration()
+    k8s_config.load_kube_config(config_file=str(kubectl.kubeconfig), client_configuration=config)
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "unconvertible", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {
+                    "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": "abc"}]}]
+                },
+            },
+        },
+    }
+    with pytest.raises(ApiException) as refused:
+        Kube(config).apply(bad, manager="t2i-e2e")
+    assert refused.value.status == 500
+    problem = reconcile.apply_problem(refused.value)
+    assert problem is not None and problem.reason == "ApplyRejected"
+    assert "containerPort" in problem.message
+
+
+def test_a_pod_on_a_deleted_tdx_node_is_reported_lost_at_once(kubectl, ns):
+    """Item 11: a deleted node's pods keep their Ready status until the pod garbage collector
+    removes them; the operator sees the node go and says so (Degraded NodeLost + an Event)."""
+    node = unique("tdx-lost")
+    kubectl.apply(
+        localcluster.node(node, {**localcluster.NODES["tdx-node-0"], "t2i-e2e/lost": node})
+    )
+    try:
+        kubectl.apply(t2i("sd", ns, placement={"pool": "TDX"}, nodeSelector={"t2i-e2e/lost": node}))
+        kubectl.wait_ready("sd", ns)
+        kubectl("delete", "node", node)
+        cr = wait_for(
+            lambda: (
+                (c := kubectl.get("t2i", "sd", ns))
+                and condition(c, "Degraded").get("reason") == "NodeLost"
+                and c
+            ),
+            "Degraded NodeLost",
+            timeout=30,
+        )
+        assert condition(cr, "Ready")["status"] == "False"
+        assert node in condition(cr, "Degraded")["message"]
+        events = wait_for(
+            lambda: [
+                e
+                for e in kubectl.items("events", ns)
+                if e.get("reason") == "NodeLost" and e["involvedObject"]["name"] == "sd"
+            ],
+            "a NodeLost Warning Event on the service",
+            timeout=30,
+        )
+        assert events[0]["type"] == "Warning" and node in events[0]["message"]
+    finally:
+        kubectl.run("delete", "node", node, "--ignore-not-found", check=False)

@@ -21,6 +21,24 @@ def test_invalid_child_is_apply_rejected_with_the_api_servers_message(status):
     assert problem.reason == "ApplyRejected" and "spec.strategy" in problem.message
 
 
+# Bodies as kube-apiserver 1.35 answers a server-side apply it cannot convert (captured on the
+# local control plane; tests/e2e/test_operator_hardening.py gets them from the real server).
+@pytest.mark.parametrize(
+    "message",
+    [
+        "failed to create typed patch object (default/x; apps/v1, Kind=Deployment): .spec.template"
+        '.spec.containers[name="c"].ports[containerPort="abc",protocol="TCP"].containerPort: '
+        "expected numeric (int or float), got string",
+        "failed to convert new object (default/x; apps/v1, Kind=Deployment) to proper version: "
+        "unable to convert unstructured object to apps/v1, Kind=Deployment: quantities must "
+        "match the regular expression",
+    ],
+)
+def test_a_500_for_a_value_the_server_cannot_convert_is_a_rejection(message):
+    problem = apply_problem(api_error(500, message, "InternalError"))
+    assert problem.reason == "ApplyRejected" and problem.message == message
+
+
 @pytest.mark.parametrize(
     ("status", "message"),
     [

@@ -39,6 +39,15 @@ def test_valid_names_are_one_segment():
     assert segment("a.b-c") == "a.b-c"
 
 
+def test_namespace_none_lists_every_namespace_but_never_reads_an_object_without_one():
+    assert path_for("v1", "Pod", None) == "/api/v1/pods"
+    assert path_for("v1", "Node", None, "tdx-0") == "/api/v1/nodes/tdx-0"
+    with pytest.raises(ValueError):
+        path_for("v1", "Secret", None, "db-root")
+    with pytest.raises(ValueError):
+        path_for("v1", "Secret", "")
+
+
 def test_no_private_or_version_specific_client_api():
     """`ApiClient.param_serialize` exists only from kubernetes 37 while the pin allows >=30."""
     tree = ast.parse(KUBE_PY.read_text())

@@ -22,19 +22,6 @@ def kinds_for(raw: dict) -> dict:
 # --- PodDisruptionBudget --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("raw", "wanted"),
-    [
-        ({}, False),
-        ({"replicas": 1}, False),
-        ({"replicas": 2}, True),
-        ({"replicas": 0}, False),
-        ({"replicas": 5, "podDisruptionBudget": {"enabled": False}}, False),
-        # with the HPA on, its minimum decides (spec.replicas is ignored then)
-        ({"replicas": 5, "autoscaling": {"enabled": True, "minReplicas": 1}}, False),
-        ({"replicas": 1, "autoscaling": {"enabled": True, "minReplicas": 2}}, True),
-    ],
-)
 def status_of(parsed: spec_mod.Spec, **observed) -> dict:
     """compute_status for a CR with no children yet; `observed` overrides the rest."""
     return compute_status(
@@ -53,6 +40,19 @@ def status_of(parsed: spec_mod.Spec, **observed) -> dict:
     )
 
 
+@pytest.mark.parametrize(
+    ("raw", "wanted"),
+    [
+        ({}, False),
+        ({"replicas": 1}, False),
+        ({"replicas": 2}, True),
+        ({"replicas": 0}, False),
+        ({"replicas": 5, "podDisruptionBudget": {"enabled": False}}, False),
+        # with the HPA on, its minimum decides (spec.replicas is ignored then)
+        ({"replicas": 5, "autoscaling": {"enabled": True, "minReplicas": 1}}, False),
+        ({"replicas": 1, "autoscaling": {"enabled": True, "minReplicas": 2}}, True),
+    ],
+)
 def test_pdb_only_while_more_than_one_replica_is_wanted(raw, wanted):
     assert ("PodDisruptionBudget" in kinds_for(raw)) is wanted
 

@@ -41,7 +41,9 @@ def pod(name="p-0", node="g8i-0", phase="Running", waiting=None, scheduled=None)
     return {"metadata": {"name": name}, "spec": {"nodeName": node}, "status": status}
 
 
-def status_of(dep, pods=(), *, raw=None, hpa=None, problem=None, previous=None, gen=7):
+def status_of(
+    dep, pods=(), *, raw=None, hpa=None, problem=None, previous=None, gen=7, lost=frozenset()
+):
     return compute_status(
         spec=spec.parse(raw or {}),
         owner=OWNER,
@@ -52,6 +54,7 @@ def status_of(dep, pods=(), *, raw=None, hpa=None, problem=None, previous=None, 
         problem=problem,
         previous=previous,
         now=NOW,
+        lost_nodes=lost,
     )
 
 
@@ -142,6 +145,22 @@ def test_unschedulable_pod_is_degraded_with_the_schedulers_message():
     assert cond(s, "Degraded")["reason"] == "Unschedulable"
     assert "0/4 nodes" in cond(s, "Ready")["message"]
     assert s["nodes"] == []
+
+
+def test_a_pod_on_a_deleted_node_is_lost_though_its_status_still_says_ready():
+    ready_pods = [pod("p-0", node="tdx-0"), pod("p-1", node="g8i-0")]
+    assert (
+        cond(status_of(deployment(want=2, updated=2, total=2, available=2), ready_pods), "Ready")[
+            "status"
+        ]
+        == "True"
+    )
+    s = status_of(
+        deployment(want=2, updated=2, total=2, available=2), ready_pods, lost=frozenset({"tdx-0"})
+    )
+    assert cond(s, "Ready")["status"] == "False"
+    assert cond(s, "Degraded")["reason"] == "NodeLost"
+    assert "p-0" in cond(s, "Degraded")["message"] and "tdx-0" in cond(s, "Degraded")["message"]
 
 
 def test_hpa_present_counts_against_the_deployments_replicas():
