@@ -57,8 +57,20 @@ def test_apply_creates_children_and_becomes_ready(kubectl, ns):
 
     table = kubectl("get", "t2i", "-n", ns)
     header, row = table.strip().splitlines()
-    assert header.split() == ["NAME", "READY", "REPLICAS", "POOL", "MODEL", "URL", "AGE"]
-    assert row.split()[:6] == ["sd", "True", "1", "G8i", "Bundled", f"http://sd.{ns}.svc:5000"]
+    assert header.split() == [
+        "NAME",
+        "READY",
+        "REPLICAS",
+        "POOL",
+        "MODEL",
+        "URL",
+        "AUTOSCALER",
+        "AGE",
+    ]
+    assert row.split()[:7] == [
+        *("sd", "True", "1", "G8i", "Bundled", f"http://sd.{ns}.svc:5000"),
+        "Off",  # AUTOSCALER: no autoscaling asked for
+    ]
 
 
 def test_kubectl_scale_uses_the_scale_subresource(kubectl, ns):
