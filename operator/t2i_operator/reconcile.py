@@ -160,10 +160,17 @@ def going_away(error: ApiException) -> bool:
 def apply_problem(error: ApiException) -> Problem | None:
     """What a failed apply means for the user, or None for errors kopf should just retry.
 
-    Invalid children (400/409/422, and the 500s for a value the server cannot convert) →
-    ApplyRejected. Refusals by the cluster that the user can act on — a ResourceQuota (403
-    Forbidden), a full Service IP range or a failing webhook (other 5xx) — → ApplyFailed, shown
-    in status and Events, not only in the operator's log."""
+    A 404 (the child's API no longer served) → ApplyFailed, retried. Invalid children
+    (400/409/422, and the 500s for a value the server cannot convert) → ApplyRejected.
+    Refusals by the cluster that the user can act on — a ResourceQuota (403 Forbidden), a full
+    Service IP range or a failing webhook (other 5xx) — → ApplyFailed, shown in status and
+    Events, not only in the operator's log."""
+    if error.status == 404:
+        # Applying creates what is missing, so a 404 means the cluster stopped serving the
+        # child's API mid-pass (the ServiceMonitor CRD removed): retried, and said.
+        return Problem(
+            "ApplyFailed", f"the cluster does not serve this child's API: {_api_message(error)}"
+        )
     if going_away(error):
         return None
     if error.status in (400, 409, 422) or _unconvertible(error):
@@ -310,6 +317,8 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
                 outcome.written = apply.apply_children(kube, desired)
                 outcome.deleted = apply.prune(kube, desired, owner, service_monitors)
             except ApiException as e:
+                if e.status == 404:
+                    monitoring.check(kube)  # the next attempt renders for what is served now
                 outcome.problem = apply_problem(e)
                 if outcome.problem is None:
                     raise
