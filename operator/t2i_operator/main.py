@@ -19,6 +19,7 @@ from kubernetes import config as k8s_config
 from t2i_operator import attest, handlers, monitoring, reconcile  # handlers: registers them
 from t2i_operator.diffbase import DigestDiffBaseStorage
 from t2i_operator.kube import Kube
+from t2i_operator.render import deployment
 from t2i_operator.render.common import PV_FINALIZER
 from t2i_operator.spec import API_GROUP, API_VERSION, PLURAL
 
@@ -98,8 +99,16 @@ def main(argv: list[str] | None = None) -> None:
         default=60,
         help="re-check this often whether the cluster serves ServiceMonitors (0 = only at start)",
     )
+    parser.add_argument(
+        "--configfs-tsm-host-path",
+        default=deployment.TSM_HOST_PATH,
+        help="the nodes' configfs-tsm report directory, mounted into the pods of TDX services "
+        "with spec.placement.tdxEvidence.configfsTsm (the server sees it at "
+        f"{deployment.TSM_MOUNT_PATH})",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    deployment.set_configfs_tsm_host_path(args.configfs_tsm_host_path)
     OPTIONS["monitoring_recheck_seconds"] = args.monitoring_recheck_seconds
     OPTIONS["namespaces"] = args.namespace or []
     if args.resync_seconds > 0:

@@ -113,10 +113,24 @@ class TDXLabel:
 
 
 @dataclass(frozen=True)
+class TDXEvidence:
+    """How the server pods reach the TD's quote interface (issue 21)."""
+
+    # Mount the node's configfs-tsm report directory and run the server as uid 0 (only root may
+    # create report entries there); capabilities stay dropped. Off: the pods answer "not in a TD".
+    configfsTsm: bool = False
+
+
+@dataclass(frozen=True)
 class Placement:
     pool: str = "G8i"
     g8iInstanceTypes: tuple[str, ...] = DEFAULT_G8I_TYPES
     tdxNodeLabel: TDXLabel = field(default_factory=TDXLabel)
+    tdxEvidence: TDXEvidence = field(default_factory=TDXEvidence)
+
+    @property
+    def mounts_configfs_tsm(self) -> bool:
+        return self.pool == "TDX" and self.tdxEvidence.configfsTsm
 
 
 @dataclass(frozen=True)
@@ -392,6 +406,7 @@ def parse(raw: dict[str, Any] | None) -> Spec:
         placement_raw,
         Placement,
         tdxNodeLabel=_pick(placement_raw.get("tdxNodeLabel"), TDXLabel),
+        tdxEvidence=_pick(placement_raw.get("tdxEvidence"), TDXEvidence),
         **(
             {"g8iInstanceTypes": tuple(placement_raw["g8iInstanceTypes"])}
             if placement_raw.get("g8iInstanceTypes")

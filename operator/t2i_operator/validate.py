@@ -12,7 +12,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from t2i_operator.render.common import Owner, operator_labels
-from t2i_operator.render.deployment import MODEL_VOLUME, OUTPUT_VOLUME, operator_env_names
+from t2i_operator.render.deployment import (
+    MODEL_VOLUME,
+    OUTPUT_VOLUME,
+    TSM_MOUNT_PATH,
+    TSM_VOLUME,
+    operator_env_names,
+)
 from t2i_operator.spec import Spec
 
 # The API server's resource.Quantity grammar (also the CRD's pattern for resources).
@@ -98,7 +104,7 @@ def _check_model(spec: Spec) -> None:
 
 # --- Pod knobs (issue 18 item 2): the CRD's CEL rules again, for objects stored before them ---
 
-OPERATOR_VOLUMES = frozenset({OUTPUT_VOLUME, MODEL_VOLUME})
+OPERATOR_VOLUMES = frozenset({OUTPUT_VOLUME, MODEL_VOLUME, TSM_VOLUME})
 
 
 def _under(path: str, root: str) -> bool:
@@ -135,15 +141,27 @@ def _check_volumes(spec: Spec) -> None:
             raise SpecError(
                 f"spec.container.volumeMounts[{i}].name must name a volume of spec.pod.volumes"
             )
-        for root, field in (
+        roots = [
             (spec.outputDirPath, "spec.outputDirPath"),
             (spec.model.mountPath, "spec.model.mountPath"),
-        ):
+        ]
+        if spec.placement.mounts_configfs_tsm:
+            roots.append((TSM_MOUNT_PATH, "spec.placement.tdxEvidence.configfsTsm"))
+        for root, field in roots:
             if _under(mount["mountPath"], root) or _under(root, mount["mountPath"]):
                 raise SpecError(
                     f"spec.container.volumeMounts[{i}].mountPath must not be, contain or lie "
                     f"under {field} ({root})"
                 )
+
+
+def _check_tdx_evidence(spec: Spec) -> None:
+    """The schema's CEL rule again, for objects stored before it existed."""
+    if spec.placement.tdxEvidence.configfsTsm and spec.placement.pool != "TDX":
+        raise SpecError(
+            "spec.placement.tdxEvidence.configfsTsm needs spec.placement.pool TDX "
+            "(only TD nodes have configfs-tsm)"
+        )
 
 
 def _check_pod(spec: Spec) -> None:
@@ -188,6 +206,7 @@ def check(spec: Spec) -> None:
     _check_env(spec)
     _check_volumes(spec)
     _check_pod(spec)
+    _check_tdx_evidence(spec)
     _check_model(spec)
     _check_image_storage(spec)
     _check_autoscaling(spec)

@@ -58,6 +58,11 @@ INVALID = [
     ({"nodeSelector": {"bad key!": "x"}}, "spec.nodeSelector"),
     ({"image": {"tag": "x" * 200}}, "spec.image.tag"),
     ({"tolerations": [{"key": "k", "value": "v" * 64}]}, "spec.tolerations[0].value"),
+    # issue 21: the node's configfs-tsm only for TDX pools
+    (
+        {"placement": {"tdxEvidence": {"configfsTsm": True}}},
+        "spec.placement.tdxEvidence.configfsTsm",
+    ),
 ]
 
 

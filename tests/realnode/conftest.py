@@ -32,6 +32,7 @@ import localcluster  # noqa: E402
 import overlay  # noqa: E402
 import realnode  # noqa: E402
 from operator_harness import Kubectl  # noqa: E402
+from rn_helpers import tsm_host_dir  # noqa: E402
 
 NODE = realnode.NODE_NAME
 
@@ -85,6 +86,11 @@ def operator_pod(real_cluster, images, kube, tmp_path_factory) -> dict:
         node.api_port,
         NODE,
         realnode.TAINT_KEY,
+        # test_real_node_attestation.py: a configfs-tsm-like tree on the node, asked every 5 s
+        extra_args=(
+            f"--configfs-tsm-host-path={tsm_host_dir(real_cluster)}",
+            "--attestation-seconds=5",
+        ),
     )
     kube("apply", "-k", str(d))
     kube("-n", "t2i-system", "rollout", "status", "deploy/t2i-operator", "--timeout=180s")

@@ -82,3 +82,9 @@ def ready_pods(kube, namespace: str, name: str) -> list[dict]:
 def patch_spec(kube: Any, namespace: str, name: str, spec: dict[str, Any]) -> None:
     """A merge patch of the resource's spec, as a user's `kubectl patch` would send it."""
     kube("patch", "t2i", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
+def tsm_host_dir(real_cluster) -> Path:
+    """The real node's stand-in for configfs-tsm's report directory (the operator's
+    --configfs-tsm-host-path in the real-node overlay; test_real_node_attestation.py serves it)."""
+    return real_cluster.state / "configfs-tsm" / "report"

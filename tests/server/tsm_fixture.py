@@ -37,8 +37,11 @@ def tdx_quote(report_data: bytes, version: int = 4) -> bytes:
 
 
 class ConfigfsTsm:
-    def __init__(self, root: Path, provider: str = "tdx_guest") -> None:
+    def __init__(
+        self, root: Path, provider: str = "tdx_guest", poll_seconds: float = 0.0005
+    ) -> None:
         self.root = root
+        self.poll_seconds = poll_seconds  # how soon "the kernel" notices a new entry
         self.provider = provider
         self.concurrent_writers = 0  # next N quotes: another process wrote the entry too
         self.failures = 0  # next N quotes: the provider fails (outblob reads empty)
@@ -67,7 +70,7 @@ class ConfigfsTsm:
                     self._populate(entry)
                 if entry.name not in self._served:
                     self._serve(entry)
-            self._stop.wait(0.0005)
+            self._stop.wait(self.poll_seconds)
 
     def _populate(self, entry: Path) -> None:
         (entry / "inblob").touch()

@@ -24,7 +24,7 @@ from t2i_operator.render.podknobs import (
     template_metadata,
     user_env_names,
 )
-from t2i_operator.spec import Server, Spec
+from t2i_operator.spec import Placement, Server, Spec, TDXEvidence
 
 CONTAINER_NAME = "t2i-server"
 OUTPUT_VOLUME = "output-volume"  # the tutorial's volume names
@@ -110,6 +110,7 @@ def server_args(spec: Spec) -> list[str]:
 
 def operator_server_args(spec: Spec) -> list[str]:
     public = ["--public-base-url", spec.server.publicBaseURL] if spec.server.publicBaseURL else []
+    tsm = ["--tsm-report-root", TSM_MOUNT_PATH] if spec.placement.mounts_configfs_tsm else []
     return [
         "--model-dir",
         spec.model.dir,
@@ -132,6 +133,7 @@ def operator_server_args(spec: Spec) -> list[str]:
         "--drain-timeout",
         str(drain_timeout_seconds(spec)),
         *public,
+        *tsm,
     ]
 
 
@@ -155,6 +157,34 @@ def _model_volume(spec: Spec, owner: Owner) -> dict[str, Any] | None:
             "hostPath": {"path": model.hostPath.path, "type": model.hostPath.type},
         }
     return None  # Bundled: the model is inside the image at <mountPath>/<name>
+
+
+# configfs-tsm (issue 21). In the container it is mounted outside /sys: the runtime mounts a
+# read-only sysfs there, without configfs, so it could not create the mount point. The node-side
+# path is the operator's setting (--configfs-tsm-host-path, set once at start by the cluster
+# admin, never by a spec: a tenant must not choose what of the node is mounted into a root pod).
+TSM_VOLUME = "configfs-tsm"
+TSM_MOUNT_PATH = "/run/configfs-tsm/report"
+TSM_HOST_PATH = "/sys/kernel/config/tsm/report"
+_tsm = {"host_path": TSM_HOST_PATH}
+
+
+def set_configfs_tsm_host_path(path: str) -> None:
+    """Where the nodes expose configfs-tsm's report directory (operator flag)."""
+    _tsm["host_path"] = path
+
+
+def tsm_volume() -> dict[str, Any]:
+    return {"name": TSM_VOLUME, "hostPath": {"path": _tsm["host_path"], "type": "Directory"}}
+
+
+def container_security_context(spec: Spec) -> dict[str, Any]:
+    """spec.securityContext; as uid 0 (still without capabilities or privilege escalation) when
+    the pod mounts configfs-tsm: its report directory is root's, and a quote needs an entry
+    made there."""
+    if not spec.placement.mounts_configfs_tsm:
+        return spec.securityContext
+    return {**spec.securityContext, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False}
 
 
 def output_volume(spec: Spec) -> dict[str, Any]:
@@ -184,7 +214,10 @@ def operator_env(spec: Spec) -> list[dict[str, Any]]:
 def operator_env_names() -> list[str]:
     """Every env name the operator owns: OMP_NUM_THREADS and T2I_<FLAG> of each flag it passes
     (the CRD's CEL rule on spec.container.env lists the same names; a unit test keeps them so)."""
-    full = Spec(server=Server(threads=1, publicBaseURL="http://x"))
+    full = Spec(
+        server=Server(threads=1, publicBaseURL="http://x"),
+        placement=Placement(pool="TDX", tdxEvidence=TDXEvidence(configfsTsm=True)),
+    )
     flags = [a for a in operator_server_args(full) if a.startswith("--")]
     return sorted({"OMP_NUM_THREADS", *(flag_env_name(f) for f in flags)})
 
@@ -193,6 +226,8 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": OUTPUT_VOLUME, "mountPath": spec.outputDirPath}]
     if _model_volume(spec, owner) is not None:
         mounts.append({"name": MODEL_VOLUME, "mountPath": spec.model.mountPath, "readOnly": True})
+    if spec.placement.mounts_configfs_tsm:
+        mounts.append({"name": TSM_VOLUME, "mountPath": TSM_MOUNT_PATH})
     mounts.extend(extra_volume_mounts(spec))
     probes = spec.container.probes
     container: dict[str, Any] = {
@@ -207,7 +242,7 @@ def render_container(spec: Spec, owner: Owner) -> dict[str, Any]:
         "startupProbe": probe_timing(
             _probe("/healthz", STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD), probes.startup
         ),
-        "securityContext": spec.securityContext,
+        "securityContext": container_security_context(spec),
         "volumeMounts": mounts,
         # Keep serving while the endpoints are removed, then SIGTERM (see PRESTOP_SECONDS).
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
@@ -229,6 +264,8 @@ def render_pod_spec(spec: Spec, owner: Owner) -> dict[str, Any]:
     model_volume = _model_volume(spec, owner)
     if model_volume is not None:
         volumes.append(model_volume)
+    if spec.placement.mounts_configfs_tsm:
+        volumes.append(tsm_volume())
     volumes.extend(extra_volumes(spec))
     pod: dict[str, Any] = {
         # The server never talks to the Kubernetes API.
