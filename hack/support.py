@@ -147,6 +147,36 @@ class Kubectl:
             explain=explain,
         )
 
+    def wait_condition(
+        self,
+        name: str,
+        namespace: str,
+        ctype: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        timeout: float = 90.0,
+        explain: Callable[[], Any] | None = None,
+    ) -> dict:
+        """Wait until the Text2ImageService's condition ``ctype`` has ``status`` and/or
+        ``reason``; returns the resource as it was then."""
+
+        def matches() -> dict | None:
+            cr = self.get("t2i", name, namespace)
+            cond = condition(cr, ctype)
+            ok = (status is None or cond.get("status") == status) and (
+                reason is None or cond.get("reason") == reason
+            )
+            return cr if ok else None
+
+        wanted = " ".join(x for x in (status, reason) if x)
+        return wait_for(
+            matches,
+            f"{namespace}/{name} {ctype} {wanted}",
+            timeout,
+            explain=explain or (lambda: condition(self.get("t2i", name, namespace), ctype)),
+        )
+
 
 @dataclass
 class OperatorProcess:

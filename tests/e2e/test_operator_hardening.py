@@ -183,15 +183,7 @@ def test_long_names_are_rejected_or_fit_every_child(kubectl, ns):
         }
     )
     kubectl.apply(t2i(name, ns, model=oss_model("oss")))
-    cr = wait_for(
-        lambda: (
-            (c := kubectl.get("t2i", name, ns))
-            and condition(c, "Ready").get("status") == "True"
-            and c
-        ),
-        "a 63-character OSS service Ready",
-        explain=lambda: condition(kubectl.get("t2i", name, ns), "Ready"),
-    )
+    cr = kubectl.wait_condition(name, ns, "Ready", status="True")
     assert cr["status"]["observedGeneration"] == 1
     pv = model_volume(kubectl, ns, name)
     assert pv is not None and len(pv["metadata"]["labels"]["alicloud-pvname"]) <= 63
@@ -459,15 +451,7 @@ def test_a_pod_on_a_deleted_tdx_node_is_reported_lost_at_once(kubectl, ns):
         kubectl.apply(t2i("sd", ns, placement={"pool": "TDX"}, nodeSelector={"t2i-e2e/lost": node}))
         kubectl.wait_ready("sd", ns)
         kubectl("delete", "node", node)
-        cr = wait_for(
-            lambda: (
-                (c := kubectl.get("t2i", "sd", ns))
-                and condition(c, "Degraded").get("reason") == "NodeLost"
-                and c
-            ),
-            "Degraded NodeLost",
-            timeout=30,
-        )
+        cr = kubectl.wait_condition("sd", ns, "Degraded", reason="NodeLost", timeout=30)
         assert condition(cr, "Ready")["status"] == "False"
         assert node in condition(cr, "Degraded")["message"]
         events = wait_for(

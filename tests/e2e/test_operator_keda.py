@@ -108,14 +108,7 @@ def test_queue_depth_waits_for_keda_then_hands_replicas_to_it(kubectl, ns, keda_
 
         # KEDA (here: a human standing in for its operator) scales to zero.
         kubectl("scale", "deployment/sd", "-n", ns, "--replicas=0")
-        cr = wait_for(
-            lambda: (
-                (c := kubectl.get("t2i", "sd", ns))
-                and condition(c, "Ready").get("reason") == "ScaledToZero"
-                and c
-            ),
-            "Ready=False ScaledToZero",
-        )
+        cr = kubectl.wait_condition("sd", ns, "Ready", reason="ScaledToZero")
         assert "scaled to zero by KEDA ScaledObject sd" in condition(cr, "Ready")["message"]
         assert cr["status"]["autoscaler"] == "KEDA: scaled to zero"
         table = kubectl("get", "t2i", "sd", "-n", ns)

@@ -202,14 +202,7 @@ def test_size_preset_status_and_nodes_fit(kubectl, ns):
     # 168 CPUs requested: no fake node (64 allocatable) can hold it
     body["spec"]["size"] = "ecs.g8i.48xlarge"
     kubectl.apply(body)
-    cr = wait_for(
-        lambda: (
-            (c := kubectl.get("t2i", "sd", ns))
-            and condition(c, "NodesFit").get("reason") == "NoNodesFit"
-            and c
-        ),
-        "NoNodesFit",
-    )
+    cr = kubectl.wait_condition("sd", ns, "NodesFit", reason="NoNodesFit")
     assert "cpu 168" in condition(cr, "NodesFit")["message"]
     events = wait_for(
         lambda: [e for e in kubectl.items("events", ns) if e.get("reason") == "NoNodesFit"],

@@ -16,11 +16,7 @@ SM_CRD_NAME = "servicemonitors.monitoring.coreos.com"
 
 
 def _ready(kubectl, ns: str, name: str) -> dict:
-    return wait_for(
-        lambda: condition(c := kubectl.get("t2i", name, ns), "Ready").get("status") == "True" and c,
-        f"t2i {name} Ready",
-        timeout=120,
-    )
+    return kubectl.wait_condition(name, ns, "Ready", status="True", timeout=120)
 
 
 def _monitor(kubectl, ns: str, name: str) -> dict | None:
@@ -66,13 +62,7 @@ def test_service_monitor_follows_the_crd_and_the_opt_out(kubectl, ns, operator):
 
 def test_empty_dir_with_replicas_is_flagged_and_a_shared_claim_clears_it(kubectl, ns):
     kubectl.apply(t2i("sd", ns, replicas=2))
-    cr = wait_for(
-        lambda: (
-            condition(c := kubectl.get("t2i", "sd", ns), "ImagesShared").get("status") == "False"
-            and c
-        ),
-        "ImagesShared=False",
-    )
+    cr = kubectl.wait_condition("sd", ns, "ImagesShared", status="False")
     assert condition(cr, "ImagesShared")["reason"] == "EmptyDirWithReplicas"
     assert "spec.imageStorage.type" in condition(cr, "ImagesShared")["message"]
     wait_for(
@@ -89,13 +79,7 @@ def test_empty_dir_with_replicas_is_flagged_and_a_shared_claim_clears_it(kubectl
     # A shared claim that does not exist yet: named in status, nothing rolled out to it.
     shared = {"type": "PVC", "pvc": {"claimName": "images"}}
     kubectl.apply(t2i("sd", ns, replicas=2, imageStorage=shared))
-    cr = wait_for(
-        lambda: (
-            condition(c := kubectl.get("t2i", "sd", ns), "Ready").get("reason") == "PVCNotFound"
-            and c
-        ),
-        "Ready=False PVCNotFound",
-    )
+    cr = kubectl.wait_condition("sd", ns, "Ready", reason="PVCNotFound")
     assert "spec.imageStorage.pvc.claimName" in condition(cr, "Ready")["message"]
     volumes = kubectl.get("deployment", "sd", ns)["spec"]["template"]["spec"]["volumes"]
     assert {"name": "output-volume", "emptyDir": {}} in volumes  # the old spec still runs
@@ -118,11 +102,5 @@ def test_empty_dir_with_replicas_is_flagged_and_a_shared_claim_clears_it(kubectl
         return any(v.get("persistentVolumeClaim", {}).get("claimName") == "images" for v in vols)
 
     wait_for(mounted, "the shared claim mounted", timeout=120)
-    cr = wait_for(
-        lambda: (
-            condition(c := kubectl.get("t2i", "sd", ns), "ImagesShared").get("status") == "True"
-            and c
-        ),
-        "ImagesShared=True",
-    )
+    cr = kubectl.wait_condition("sd", ns, "ImagesShared", status="True")
     assert condition(cr, "ImagesShared")["reason"] == "SharedClaim"

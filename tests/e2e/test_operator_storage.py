@@ -46,14 +46,7 @@ def user_secret(ns):
 
 def test_missing_secret_then_recovery_then_back_to_bundled(kubectl, ns, operator):
     kubectl.apply(t2i("sd", ns, model=oss()))
-    cr = wait_for(
-        lambda: (
-            (c := kubectl.get("t2i", "sd", ns))
-            and condition(c, "Ready").get("reason") == "SecretNotFound"
-            and c
-        ),
-        "Ready=False reason SecretNotFound",
-    )
+    cr = kubectl.wait_condition("sd", ns, "Ready", reason="SecretNotFound")
     ready = condition(cr, "Ready")
     assert ready["status"] == "False"
     assert "spec.model.oss.credentialsSecretRef.name" in ready["message"]
@@ -73,15 +66,7 @@ def test_missing_secret_then_recovery_then_back_to_bundled(kubectl, ns, operator
     assert all(v is None for v in children(kubectl, ns, "sd").values())
 
     kubectl.apply(user_secret(ns))
-    cr = wait_for(
-        lambda: (
-            (c := kubectl.get("t2i", "sd", ns))
-            and condition(c, "Ready").get("status") == "True"
-            and c
-        ),
-        "recovery to Ready once the Secret exists",
-        timeout=120,
-    )
+    cr = kubectl.wait_condition("sd", ns, "Ready", status="True", timeout=120)
     assert cr["status"]["modelSource"] == "OSS"
     kids = children(kubectl, ns, "sd")
     uid = cr["metadata"]["uid"]
@@ -129,14 +114,7 @@ def test_missing_secret_then_recovery_then_back_to_bundled(kubectl, ns, operator
         "OSS Secret, PVC and PV removed",
         timeout=120,
     )
-    cr = wait_for(
-        lambda: (
-            (c := kubectl.get("t2i", "sd", ns))
-            and condition(c, "Ready").get("status") == "True"
-            and c
-        ),
-        "Ready on the bundled model",
-    )
+    cr = kubectl.wait_condition("sd", ns, "Ready", status="True")
     assert cr["status"]["modelSource"] == "Bundled"
     assert kubectl.get("secret", "models-oss-secret", ns) is not None  # the user's stays
 

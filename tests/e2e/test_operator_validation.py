@@ -139,14 +139,7 @@ def test_child_rejected_by_the_api_is_reported_and_recovers(kubectl, ns):
     """Passed through to the Deployment but invalid there: status and an Event say why."""
     bad = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}
     kubectl.apply(t2i("sd", ns, strategy=bad))
-    cr = wait_for(
-        lambda: (
-            (c := kubectl.get("t2i", "sd", ns))
-            and condition(c, "Ready").get("reason") == "ApplyRejected"
-            and c
-        ),
-        "Ready=False reason ApplyRejected",
-    )
+    cr = kubectl.wait_condition("sd", ns, "Ready", reason="ApplyRejected")
     assert "spec.strategy.rollingUpdate" in condition(cr, "Ready")["message"]
     wait_for(
         lambda: any(

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import realnode
-from operator_harness import condition, wait_for
+from operator_harness import condition
 from rn_helpers import real_t2i, tsm_host_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
@@ -35,16 +35,7 @@ def test_a_tdx_service_with_configfs_tsm_is_attested_from_its_real_pod(
     with ConfigfsTsm(root, poll_seconds=0.01) as tsm:
         kube.apply(body)
         kube.wait_ready("att", namespace, timeout=420)
-        cr = wait_for(
-            lambda: (
-                (c := kube.get("t2i", "att", namespace))
-                and condition(c, "Attested").get("status") == "True"
-                and c
-            ),
-            "Attested=True from the pod's quote",
-            timeout=120,
-            explain=lambda: condition(kube.get("t2i", "att", namespace), "Attested"),
-        )
+        cr = kube.wait_condition("att", namespace, "Attested", status="True", timeout=120)
         assert "tdx_guest" in condition(cr, "Attested")["message"]
         assert tsm.quotes, "the pod never wrote report data to the node's configfs-tsm"
         # every quote the pod asked for carried 64 bytes of report data (nonce + digests)
