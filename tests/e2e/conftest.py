@@ -82,8 +82,13 @@ def _kubectl_bin() -> Path:
     return Path(found)
 
 
+def keep_state(request) -> bool:
+    """Keep a session's cluster state for reading when a test failed (or when asked)."""
+    return bool(request.session.testsfailed) or bool(os.environ.get("T2I_KEEP_CLUSTER_STATE"))
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[localcluster.LocalCluster | ExistingCluster]:
+def cluster(request) -> Iterator[localcluster.LocalCluster | ExistingCluster]:
     given = os.environ.get("T2I_E2E_KUBECONFIG")
     if given:
         audit = os.environ.get("T2I_E2E_AUDIT_LOG")
@@ -96,7 +101,10 @@ def cluster() -> Iterator[localcluster.LocalCluster | ExistingCluster]:
         yield local
     finally:
         local.down()
-        print(f"control-plane state and logs: {state}")
+        if keep_state(request):
+            print(f"control-plane state and logs: {state}")
+        else:  # ~70 MB of etcd data and logs per session: kept only when there is a failure
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

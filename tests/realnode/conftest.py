@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ def images() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def real_cluster(images) -> Iterator[localcluster.LocalCluster]:
+def real_cluster(images, request) -> Iterator[localcluster.LocalCluster]:
     state = Path(tempfile.mkdtemp(prefix="t2i-real-"))
     cluster = localcluster.LocalCluster(state, real_node=True)
     try:
@@ -67,7 +68,10 @@ def real_cluster(images) -> Iterator[localcluster.LocalCluster]:
     finally:
         cluster.down()
         left = cluster.node.leftovers() if cluster.node else []
-        print(f"real-node state and logs: {state}; left behind: {left or 'nothing'}")
+        if left or request.session.testsfailed or os.environ.get("T2I_KEEP_CLUSTER_STATE"):
+            print(f"real-node state and logs: {state}; left behind: {left or 'nothing'}")
+        else:  # state, logs and the tiny model (~70 MB): kept only when something went wrong
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
