@@ -79,8 +79,8 @@ def reconcile_service(
         logger.info(f"applied {outcome.written}, deleted {outcome.deleted}")
     if outcome.capacity is not None and outcome.capacity.status == "False":
         kopf.warn(body, reason=outcome.capacity.reason, message=outcome.capacity.message)
-    shared = reconcile.images_shared_warning(body.get("spec"))
-    if shared is not None:
+    shared = outcome.images_shared
+    if shared is not None and shared.status == "False":
         kopf.warn(body, reason=shared.reason, message=shared.message)
     if outcome.problem is not None:
         kopf.warn(body, reason=outcome.problem.reason, message=outcome.problem.message)
@@ -156,12 +156,11 @@ def node_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -
             raise
 
 
-def _warn_lost(kube: Kube, node: str, lost: list[reconcile.LostPod]) -> None:
-    for namespace, service in sorted({(p.namespace, p.service) for p in lost}):
+def _warn_lost(kube: Kube, node: str, lost: dict[tuple[str, str], list[str]]) -> None:
+    for (namespace, service), pods in lost.items():
         cr = kube.get(Ref(reconcile.CR_API_VERSION, KIND, service, namespace))
         if cr is None:
             continue
-        pods = sorted(p.pod for p in lost if (p.namespace, p.service) == (namespace, service))
         kopf.warn(
             cr,
             reason="NodeLost",

@@ -69,6 +69,7 @@ class Outcome:
     deleted: list[str] = field(default_factory=list)
     status_written: bool = False
     capacity: Cond | None = None  # NodesFit verdict of this pass (None: nodes not readable)
+    images_shared: Cond | None = None  # ImagesShared of the parsed spec (None: spec unusable)
 
 
 def owner_of(cr: dict[str, Any]) -> Owner:
@@ -139,15 +140,6 @@ def image_storage_problem(kube: Kube, spec: spec_mod.Spec, namespace: str) -> Pr
             "does not exist",
         )
     return None
-
-
-def images_shared_warning(raw: dict[str, Any] | None) -> Cond | None:
-    """The ImagesShared condition when it is False (a Warning Event on create/update/resume)."""
-    spec, problem = checked_spec(raw)
-    if spec is None or problem is not None:
-        return None
-    cond = images_shared(spec)
-    return cond if cond.status == "False" else None
 
 
 def going_away(error: ApiException) -> bool:
@@ -306,6 +298,7 @@ def reconcile(kube: Kube, namespace: str, name: str) -> Outcome | None:
         keda = keda_view(kube, spec, owner)
         outcome.keda_missing = keda is not None and not keda.installed
         if spec is not None:
+            outcome.images_shared = images_shared(spec)
             credentials, outcome.problem = read_inputs(kube, spec, namespace)
             outcome.problem = outcome.problem or image_storage_problem(kube, spec, namespace)
             if outcome.problem is None:
@@ -374,26 +367,20 @@ def node_changed(kube: Kube, node: dict[str, Any], deleted: bool) -> list[tuple[
     return waiting
 
 
-@dataclass(frozen=True)
-class LostPod:
-    namespace: str
-    service: str  # the Text2ImageService
-    pod: str
-
-
-def node_lost(kube: Kube, node: str) -> list[LostPod]:
+def node_lost(kube: Kube, node: str) -> dict[tuple[str, str], list[str]]:
     """A node was deleted: our pods on it are lost (their status still reads Ready). Refresh the
-    status of each service that had one there, and say which pods (for a Warning Event)."""
+    status of each service that had one there; returns (namespace, service) → its lost pods
+    (for a Warning Event)."""
     _lost_nodes.add(node)
-    lost = [
-        LostPod(meta["namespace"], meta["labels"][LABEL_INSTANCE], meta["name"])
-        for pod in kube.list("v1", "Pod", None, f"{LABEL_MANAGED_BY}={MANAGER}")
-        if (pod.get("spec") or {}).get("nodeName") == node
-        and LABEL_INSTANCE in ((meta := pod["metadata"]).get("labels") or {})
-    ]
-    for namespace, service in sorted({(p.namespace, p.service) for p in lost}):
+    lost: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+    for pod in kube.list("v1", "Pod", None, f"{LABEL_MANAGED_BY}={MANAGER}"):
+        meta = pod["metadata"]
+        service = (meta.get("labels") or {}).get(LABEL_INSTANCE)
+        if service and (pod.get("spec") or {}).get("nodeName") == node:
+            lost[(meta["namespace"], service)].append(meta["name"])
+    for namespace, service in sorted(lost):
         observe(kube, namespace, service)
-    return lost
+    return {key: sorted(pods) for key, pods in sorted(lost.items())}
 
 
 def child_changed(kube: Kube, namespace: str, name: str, child: dict[str, Any] | None) -> None:
