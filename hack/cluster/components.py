@@ -66,39 +66,39 @@ def apiserver(
     ]
 
 
-def controller_manager(pki: Path, kubeconfig: str) -> list[str]:
+def _control_loop(binary: str, kubeconfig: str) -> list[str]:
+    """What the controller-manager and the scheduler share: one instance (no leader election),
+    no serving port, and a raised client rate limit. The controller-manager's default (20 QPS,
+    burst 30) is what bounds 500 CRs → 500 ReplicaSets + 500 pods + their status writes
+    (measured 125 s to all Ready with it, the operator itself done creating children after
+    ~21 s); the scheduler's default 50 QPS binds 500 pods no faster than 10 s."""
     return [
-        "kube-controller-manager",
+        binary,
         f"--kubeconfig={kubeconfig}",
         "--leader-elect=false",
-        f"--root-ca-file={pki / 'ca.crt'}",
-        f"--service-account-private-key-file={pki / 'sa.key'}",
-        "--use-service-account-credentials=false",
         "--bind-address=127.0.0.1",
         "--secure-port=0",
-        "--controllers=*",
-        # kwok renews fake nodes' leases from one process; on a loaded 2-core machine a
-        # renewal can be late, and the default 50 s grace marks every node NotReady and
-        # every pod unready (seen in the operator benchmark). Fake nodes never die.
-        "--node-monitor-grace-period=10m",
-        # The default client rate limit (20 QPS, burst 30) is what bounds 500 CRs →
-        # 500 ReplicaSets + 500 pods + their status writes: measured 125 s to all
-        # Ready with it, the operator itself done creating children after ~21 s.
         "--kube-api-qps=100",
         "--kube-api-burst=200",
     ]
 
 
-def scheduler(kubeconfig: str) -> list[str]:
+def controller_manager(pki: Path, kubeconfig: str) -> list[str]:
     return [
-        "kube-scheduler",
-        f"--kubeconfig={kubeconfig}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        "--secure-port=0",
-        "--kube-api-qps=100",  # default 50: binds 500 pods no faster than 10 s
-        "--kube-api-burst=200",
+        *_control_loop("kube-controller-manager", kubeconfig),
+        f"--root-ca-file={pki / 'ca.crt'}",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        "--use-service-account-credentials=false",
+        "--controllers=*",
+        # kwok renews fake nodes' leases from one process; on a loaded 2-core machine a
+        # renewal can be late, and the default 50 s grace marks every node NotReady and
+        # every pod unready (seen in the operator benchmark). Fake nodes never die.
+        "--node-monitor-grace-period=10m",
     ]
+
+
+def scheduler(kubeconfig: str) -> list[str]:
+    return _control_loop("kube-scheduler", kubeconfig)
 
 
 def kwok(kubeconfig: str, config: Path) -> list[str]:
